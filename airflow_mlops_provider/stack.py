@@ -1,0 +1,503 @@
+"""The local stack: Airflow standalone and an MLflow server on loopback, all state in one directory.
+
+This is the embedded default a newcomer starts with ``make up``::
+
+    python -m airflow_mlops_provider.stack up       # start both, wait until healthy
+    python -m airflow_mlops_provider.stack status   # what runs where
+    python -m airflow_mlops_provider.stack down     # stop exactly what `up` started
+    python -m airflow_mlops_provider.stack run -- airflow dags list   # any command in the stack's env
+
+Everything lives under ``$MLOPS_HOME`` (default ``./.mlops``): the Airflow home and its SQLite
+database, the MLflow SQLite database and artifact store, the BentoML home, logs and pid files.
+The Airflow UI runs with Airflow's simple auth manager in "all admins" mode: no login, which is
+only acceptable because it listens on 127.0.0.1 alone.
+
+Standard library only: it must run before anything else is importable, and it imports nothing
+from Airflow, so that it can configure Airflow before Airflow reads its configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Every process the stack starts carries this variable, so `down` can find stragglers that left
+#: their process group (and only those).
+STACK_MARKER = "MLOPS_STACK_HOME"
+PROVIDER_PACKAGE = "airflow-mlops-provider"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the local stack keeps its state and which ports it uses.
+
+    :param home: Directory holding all state.
+    :param dags_folder: The DAG folder Airflow reads.
+    :param airflow_port: Port of the Airflow API server and UI.
+    :param mlflow_port: Port of the MLflow server.
+    :param bin_dir: Directory of the ``airflow`` and ``mlflow`` executables (the venv's ``bin``).
+    """
+
+    home: Path
+    dags_folder: Path
+    airflow_port: int = 8080
+    mlflow_port: int = 5000
+    bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackConfig:
+        """Build the configuration from ``MLOPS_HOME``, ``MLOPS_DAGS_FOLDER`` and the port variables."""
+        return cls(
+            home=Path(environ.get("MLOPS_HOME") or ".mlops").resolve(),
+            dags_folder=Path(environ.get("MLOPS_DAGS_FOLDER") or "dags").resolve(),
+            airflow_port=int(environ.get("MLOPS_AIRFLOW_PORT") or 8080),
+            mlflow_port=int(environ.get("MLOPS_MLFLOW_PORT") or 5000),
+        )
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def mlflow_backend_uri(self) -> str:
+        return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    def pid_file(self, name: str) -> Path:
+        return self.home / "run" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.home / "logs" / f"{name}.log"
+
+    def env(self) -> dict[str, str]:
+        """Return the environment every stack process runs with."""
+        env = dict(os.environ)
+        env.update(
+            {
+                STACK_MARKER: str(self.home),
+                "MLOPS_HOME": str(self.home),
+                "PATH": f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}",
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.airflow_home / 'airflow.db'}",
+                # Local stack only: no login, everyone is admin. It listens on loopback alone.
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.airflow_port),
+                "AIRFLOW__API__BASE_URL": self.airflow_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+                # New DAG files show up within seconds rather than the default five minutes.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+                "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+                    {"conn_type": "mlflow", "host": "127.0.0.1", "port": self.mlflow_port, "schema": "http"}
+                ),
+                "BENTOML_HOME": str(self.home / "bentoml"),
+                "WHYLOGS_NO_ANALYTICS": "True",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
+        return env
+
+    def mlflow_command(self, workers: int = 2) -> list[str]:
+        """Return the command line of the stack's MLflow server."""
+        return [
+            str(self.bin_dir / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.mlflow_port),
+            "--workers",
+            str(workers),
+            "--backend-store-uri",
+            self.mlflow_backend_uri,
+            "--artifacts-destination",
+            str(self.mlflow_artifacts),
+        ]
+
+
+@dataclass
+class ManagedProcess:
+    """A process started in its own process group, stopped with everything it spawned."""
+
+    name: str
+    pid: int
+
+    def alive(self) -> bool:
+        return _pid_alive(self.pid)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        _stop_group(self.pid, timeout)
+
+
+def start_process(
+    name: str, command: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+) -> ManagedProcess:
+    """Start ``command`` in a new session with output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ManagedProcess(name, proc.pid)
+
+
+def wait_http(
+    url: str, timeout: float, *, proc: ManagedProcess | None = None, log_path: Path | None = None
+) -> bytes:
+    """Return the body of ``url`` once it answers 200, or raise naming the URL after ``timeout`` s.
+
+    :param proc: Give up early when this process has died.
+    :param log_path: Its log, whose tail goes into the error.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited before {url} answered{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return response.read()
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as err:
+            last = f"HTTP {err.code}"
+        except (urllib.error.URLError, OSError) as err:
+            last = str(err)
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last}){_tail(log_path)}")
+
+
+def _tail(log_path: Path | None, lines: int = 30) -> str:
+    if log_path is None or not log_path.exists():
+        return ""
+    text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last lines of {log_path} ---\n" + "\n".join(text)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; only its parent's wait() is missing.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _stop_group(pgid: int, timeout: float) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
+        while time.monotonic() < deadline:
+            if not any(_pid_alive(pid) for pid in _group_members(pgid)):
+                return
+            time.sleep(0.2)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def marked_processes(home: Path) -> Iterator[int]:
+    """Yield the pids of live processes started by the stack living in ``home``."""
+    needle = f"{STACK_MARKER}={home}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        if pid == os.getpid():
+            continue
+        try:
+            if needle in environ.read_bytes().split(b"\0") and _pid_alive(pid):
+                yield pid
+        except OSError:
+            continue
+
+
+class LocalStack:
+    """Start, inspect and stop the local stack described by a :class:`StackConfig`."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+
+    def _read_pid(self, name: str) -> int | None:
+        try:
+            pid = int(self.config.pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def init(self) -> None:
+        """Create the state directories and migrate the Airflow database (idempotent)."""
+        cfg = self.config
+        for path in (cfg.airflow_home, cfg.mlflow_artifacts, cfg.home / "bentoml", cfg.home / "run"):
+            path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [str(cfg.bin_dir / "airflow"), "db", "migrate"],
+            env=cfg.env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start_mlflow(self, workers: int = 2, timeout: float = 120) -> ManagedProcess:
+        """Start the MLflow server unless it runs, and wait until it answers ``/health``."""
+        cfg = self.config
+        pid = self._read_pid("mlflow")
+        if pid:
+            return ManagedProcess("mlflow", pid)
+        cfg.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+        proc = start_process("mlflow", cfg.mlflow_command(workers), cfg.env(), cfg.log_file("mlflow"))
+        cfg.pid_file("mlflow").parent.mkdir(parents=True, exist_ok=True)
+        cfg.pid_file("mlflow").write_text(str(proc.pid))
+        wait_http(f"{cfg.mlflow_url}/health", timeout, proc=proc, log_path=cfg.log_file("mlflow"))
+        return proc
+
+    def start_airflow(self, timeout: float = 300) -> ManagedProcess:
+        """Start ``airflow standalone`` unless it runs, and wait until every component is healthy."""
+        cfg = self.config
+        pid = self._read_pid("airflow")
+        if pid:
+            return ManagedProcess("airflow", pid)
+        command = [str(cfg.bin_dir / "airflow"), "standalone"]
+        proc = start_process("airflow", command, cfg.env(), cfg.log_file("airflow"))
+        cfg.pid_file("airflow").write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while True:
+            body = wait_http(
+                f"{cfg.airflow_url}/api/v2/monitor/health",
+                max(deadline - time.monotonic(), 1),
+                proc=proc,
+                log_path=cfg.log_file("airflow"),
+            )
+            health = json.loads(body)
+            unhealthy = [name for name, part in health.items() if part.get("status") != "healthy"]
+            if not unhealthy:
+                return proc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow components still unhealthy after {timeout:.0f}s: {unhealthy}")
+            time.sleep(1)
+
+    def up(self) -> None:
+        """Start MLflow, then Airflow (which needs the MLflow connection), and print where they are."""
+        self.init()
+        self.start_mlflow()
+        self.start_airflow()
+        self.status()
+
+    def down(self) -> list[str]:
+        """Stop what :meth:`up` started, by pid, and any straggler carrying the stack's marker."""
+        stopped = []
+        for name in ("airflow", "mlflow"):
+            pid = self._read_pid(name)
+            if pid:
+                _stop_group(pid, timeout=30)
+                stopped.append(f"{name} (pid {pid})")
+            self.config.pid_file(name).unlink(missing_ok=True)
+        for pid in marked_processes(self.config.home):
+            _stop_group(os.getpgid(pid), timeout=10)
+            stopped.append(f"straggler pid {pid}")
+        return stopped
+
+    def api(self, method: str, path: str, body: object | None = None, timeout: float = 30) -> dict:
+        """Call the Airflow REST API of the running stack (no token needed on the local stack)."""
+        request = urllib.request.Request(
+            f"{self.config.airflow_url}/api/v2{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:500]
+            raise RuntimeError(f"Airflow API {method} {path} answered HTTP {err.code}: {detail}") from None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the DAG processor has parsed ``dag_id``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api("GET", f"/dags/{dag_id}")
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    errors = self.api("GET", "/importErrors").get("import_errors", [])
+                    raise TimeoutError(
+                        f"DAG {dag_id!r} not parsed within {timeout:.0f}s; import errors: {errors}"
+                    ) from None
+                time.sleep(1)
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 600) -> dict:
+        """Unpause ``dag_id``, trigger a run with ``conf``, wait for it to end and return the run."""
+        self.wait_for_dag(dag_id)
+        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        run_id = urllib.parse.quote(run["dag_run_id"], safe="")
+        deadline = time.monotonic() + timeout
+        while run["state"] not in ("success", "failed"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"run {run['dag_run_id']} of {dag_id} still {run['state']} after {timeout:.0f}s"
+                )
+            time.sleep(2)
+            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        return run
+
+    def demo(self) -> bool:
+        """Run every DAG of the stack once, print a table of the outcomes, return whether all succeeded."""
+        self.wait_for_dag_processor()
+        dag_ids = sorted(d["dag_id"] for d in self.api("GET", "/dags?limit=100").get("dags", []))
+        results = []
+        for dag_id in dag_ids:
+            print(f"running {dag_id} ...", flush=True)
+            run = self.run_dag(dag_id)
+            results.append((dag_id, run["state"], run["dag_run_id"]))
+        print(f"\n{'DAG':32} {'state':8} run")
+        for dag_id, state, run_id in results:
+            print(f"{dag_id:32} {state:8} {run_id}")
+        print(
+            f"\nAirflow UI: {self.config.airflow_url}   MLflow UI: {self.config.mlflow_url}   stop: make down"
+        )
+        return all(state == "success" for _, state, _ in results)
+
+    def wait_for_dag_processor(self, timeout: float = 120) -> None:
+        """Wait until every DAG file in the DAG folder has been parsed once."""
+        files = {p.name for p in self.config.dags_folder.glob("*.py") if not p.name.startswith("_")}
+        deadline = time.monotonic() + timeout
+        while True:
+            dags = self.api("GET", "/dags?limit=100").get("dags", [])
+            errors = self.api("GET", "/importErrors").get("import_errors", [])
+            seen = {Path(d["fileloc"]).name for d in dags} | {Path(e["filename"]).name for e in errors}
+            if files <= seen:
+                if errors:
+                    raise RuntimeError(f"DAG import errors: {errors}")
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAG files not parsed within {timeout:.0f}s: {sorted(files - seen)}")
+            time.sleep(1)
+
+    def services(self) -> dict[str, dict[str, object]]:
+        """Return each service's pid, URL and whether it answers."""
+        cfg = self.config
+        checks = {
+            "airflow": (f"{cfg.airflow_url}/api/v2/monitor/health", cfg.airflow_url),
+            "mlflow": (f"{cfg.mlflow_url}/health", cfg.mlflow_url),
+        }
+        result: dict[str, dict[str, object]] = {}
+        for name, (health_url, url) in checks.items():
+            pid = self._read_pid(name)
+            answering = False
+            if pid:
+                try:
+                    wait_http(health_url, timeout=3)
+                    answering = True
+                except (TimeoutError, RuntimeError):
+                    pass
+            result[name] = {"pid": pid, "url": url, "answering": answering, "log": str(cfg.log_file(name))}
+        return result
+
+    def status(self) -> bool:
+        """Print what runs where; return whether everything runs."""
+        services = self.services()
+        for name, info in services.items():
+            state = "running" if info["answering"] else ("starting/unhealthy" if info["pid"] else "stopped")
+            pid = info["pid"] or "-"
+            print(f"{name:8} {state:18} pid {pid!s:8} {info['url']}   log: {info['log']}")
+        print(f"state in {self.config.home}; DAGs from {self.config.dags_folder}")
+        if services["airflow"]["answering"]:
+            print("Airflow UI: no login on the local stack (simple auth manager, all admins, loopback only)")
+        return all(info["answering"] for info in services.values())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_mlops_provider.stack", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the state directory and migrate the Airflow database")
+    sub.add_parser("up", help="start Airflow standalone and the MLflow server")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="say what runs where")
+    sub.add_parser("demo", help="run every DAG once on the running stack and print the outcomes")
+    run = sub.add_parser("run", help="run a command in the stack's environment")
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    stack = LocalStack(StackConfig.from_env())
+    if args.command == "init":
+        stack.init()
+    elif args.command == "up":
+        stack.up()
+    elif args.command == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    elif args.command == "status":
+        return 0 if stack.status() else 3
+    elif args.command == "demo":
+        return 0 if stack.demo() else 1
+    elif args.command == "run":
+        command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        if not command:
+            parser.error("run needs a command")
+        return subprocess.run(command, env=stack.config.env()).returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
