@@ -31,8 +31,8 @@ test: venv  ## run the whole test suite
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: venv  ## ruff and mypy on the package
-	$(VENV)/bin/ruff check airflow_mlops_provider dags tests
-	$(VENV)/bin/ruff format --check airflow_mlops_provider dags tests
+	$(VENV)/bin/ruff check airflow_mlops_provider dags tests benchmarks
+	$(VENV)/bin/ruff format --check airflow_mlops_provider dags tests benchmarks
 	$(VENV)/bin/mypy
 
 up: venv  ## start Airflow standalone (:8080) and the MLflow server (:5000) on loopback

@@ -16,3 +16,55 @@ class MlopsProviderError(AirflowException):
 
 class MlflowConnectionError(MlopsProviderError):
     """The MLflow connection is malformed, or the tracking server cannot be reached or used."""
+
+
+class TrainingError(MlopsProviderError):
+    """A training task could not run, its run failed, or it ended without logging a model."""
+
+
+class PodSchedulingError(TrainingError):
+    """A training pod never started: no node could take its request, or its image could not be pulled."""
+
+
+class GateConfigError(MlopsProviderError):
+    """A promotion gate configuration is malformed; the message names the key and the allowed values."""
+
+
+class PromotionRejected(MlopsProviderError):
+    """A candidate model was refused: missing evidence, an evaluation error or a failed gate.
+
+    :param message: Names each failed gate with the observed and the required value.
+    :param decision: The decision record (also written to the model version), JSON-friendly.
+    """
+
+    def __init__(self, message: str, decision: dict | None = None) -> None:
+        super().__init__(message)
+        self.decision = decision or {}
+        self.gate_results = self.decision.get("gates", [])
+
+
+class PromotionConflict(MlopsProviderError):
+    """The registry changed under a promotion or rollback (champion moved, lease lost); nothing was set."""
+
+
+class DatasetReadError(MlopsProviderError):
+    """A dataset is missing, empty, unreadable or not in the expected format."""
+
+
+class DataValidationError(MlopsProviderError):
+    """A dataset broke its contract: at least one ``fail`` check did not pass.
+
+    :param failures: The failed checks (``airflow_mlops_provider.data.contract.CheckResult``).
+    """
+
+    def __init__(self, message: str, failures: list | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+class DriftDetectedError(MlopsProviderError):
+    """Drift crossed the threshold at which the task was told to fail."""
+
+
+class MissingEvidenceError(MlopsProviderError):
+    """Evidence a gate needs (a profile, a report) is absent: the gate fails closed."""

@@ -23,6 +23,12 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://mlflow.org/docs/latest/",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "whylogs",
+                "external-doc-url": "https://whylogs.readthedocs.io/",
+                "how-to-guide": ["docs/data-gates.md"],
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {
@@ -30,9 +36,28 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_mlops_provider.hooks.mlflow"],
             },
         ],
-        "operators": [],
-        "sensors": [],
-        "triggers": [],
+        "operators": [
+            {
+                "integration-name": "whylogs",
+                "python-modules": [
+                    "airflow_mlops_provider.operators.profiling",
+                    "airflow_mlops_provider.operators.validation",
+                    "airflow_mlops_provider.operators.drift",
+                ],
+            },
+        ],
+        "sensors": [
+            {
+                "integration-name": "whylogs",
+                "python-modules": ["airflow_mlops_provider.sensors.drift"],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "whylogs",
+                "python-modules": ["airflow_mlops_provider.triggers.drift"],
+            },
+        ],
         "extra-links": [],
         "connection-types": [
             {
@@ -77,6 +102,14 @@ def get_provider_info() -> dict[str, Any]:
                     "insecure_tls": {
                         "label": "Skip TLS verification",
                         "schema": {"type": ["boolean", "null"]},
+                    },
+                    "kubernetes_secret_name": {
+                        "label": "Kubernetes Secret",
+                        "description": (
+                            "Secret whose MLFLOW_TRACKING_* keys training pods load (envFrom), so "
+                            "credentials never appear in a pod spec."
+                        ),
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
                 "ui-field-behaviour": {

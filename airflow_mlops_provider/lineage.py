@@ -9,10 +9,10 @@ runner (inside a pod) and the model server import it too.
 from __future__ import annotations
 
 import hashlib
-import os.path
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 #: Prefix of every tag this provider sets on MLflow runs and model versions.
 TAG_PREFIX = "mlops."
@@ -55,6 +55,19 @@ def _local_path(uri: str | Path) -> Path:
     return Path(text)
 
 
+def _has_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def dataset_root(uri: str | Path) -> Path:
+    """Return the directory a dataset's file names are relative to (a file is its own root)."""
+    text = str(uri)
+    if _has_glob(text):
+        base = _local_path(text[: min(text.find(ch) for ch in "*?[" if ch in text)])
+        return base if str(base).endswith("/") or base.is_dir() else base.parent
+    return _local_path(text)
+
+
 def data_files(uri: str | Path) -> list[Path]:
     """Return the files a dataset URI names: a file, every file under a directory, or a glob's matches.
 
@@ -62,47 +75,54 @@ def data_files(uri: str | Path) -> list[Path]:
     The order is sorted, so that it is the same on every machine.
     """
     text = str(uri)
-    if any(ch in text for ch in "*?["):
-        base = _local_path(text.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0])
-        anchor = base if base.is_dir() else base.parent
-        pattern = str(_local_path(text))[len(str(anchor)) :].lstrip("/")
-        files = sorted(p for p in anchor.glob(pattern) if p.is_file())
+    root = dataset_root(text)
+    if _has_glob(text):
+        pattern = str(_local_path(text))[len(str(root)) :].lstrip("/")
+        files = sorted(p for p in root.glob(pattern) if p.is_file())
+    elif root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+    elif root.is_file():
+        return [root]
     else:
-        path = _local_path(text)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
-            return [path]
-        else:
-            raise FileNotFoundError(f"no dataset at {text!r}: no such file or directory")
-        anchor = path
-    return [p for p in files if not any(part.startswith((".", "_")) for part in p.relative_to(anchor).parts)]
+        raise FileNotFoundError(f"no dataset at {text!r}: no such file or directory")
+    return [p for p in files if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)]
 
 
-def fingerprint_files(files: Iterable[Path], root: Path | None = None) -> str:
-    """Return ``sha256:<hex>`` over the files' relative names and bytes, in the given order.
+def relative_name(path: Path, root: Path) -> str:
+    """Return ``path``'s name relative to the dataset's ``root``."""
+    return path.relative_to(root).as_posix()
+
+
+def fingerprint_streams(items: Iterable[tuple[str, Callable[[], IO[bytes]]]]) -> str:
+    """Return ``sha256:<hex>`` over each item's name and the bytes its opener yields, in order.
 
     Content-addressed: the same bytes under the same relative names give the same fingerprint on
-    any machine, whatever their absolute location.
+    any machine and any storage, whatever their absolute location.
     """
     digest = hashlib.sha256()
-    for path in files:
-        name = path.relative_to(root).as_posix() if root else path.name
+    for name, opener in items:
         digest.update(name.encode() + b"\0")
         file_digest = hashlib.sha256()
-        with open(path, "rb") as handle:
+        with opener() as handle:
             while chunk := handle.read(_CHUNK):
                 file_digest.update(chunk)
         digest.update(file_digest.digest())
     return f"{FINGERPRINT_ALGORITHM}:{digest.hexdigest()}"
 
 
+def _reader(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
+
+
 def data_fingerprint(uri: str | Path) -> str:
-    """Return the content fingerprint of the dataset at ``uri`` (a file, a directory or a glob)."""
+    """Return the content fingerprint of the local dataset at ``uri`` (a file, a directory or a glob).
+
+    A single file is fingerprinted by its bytes alone, so a snapshot under another name matches;
+    partitions keep their names relative to the dataset's root (partition keys live there).
+    """
     files = data_files(uri)
     if not files:
         raise FileNotFoundError(f"no dataset files match {str(uri)!r}")
-    # A single file is fingerprinted by its bytes alone, so a snapshot under another name matches;
-    # partitions keep their names relative to their common directory (partition keys live there).
-    root = files[0] if len(files) == 1 else Path(os.path.commonpath([str(p.parent) for p in files]))
-    return fingerprint_files(files, root)
+    root = dataset_root(uri)
+    names = ["."] if len(files) == 1 else [relative_name(p, root) for p in files]
+    return fingerprint_streams((name, _reader(p)) for name, p in zip(names, files, strict=True))

@@ -1,0 +1,336 @@
+"""Datasets by URI: which files they are, what format, their fingerprint, and their rows in chunks.
+
+A dataset is a CSV or Parquet file, a directory of partitions, or a glob. Local paths (and
+``file://``) are read directly; any other scheme goes through fsspec, which is what Airflow's
+``ObjectStoragePath`` stands on, so ``s3://``, ``gs://``, ``memory://``… work wherever the
+filesystem's package is installed. Reading streams in chunks of ``chunk_rows`` rows, so memory
+stays flat however large the dataset is.
+"""
+
+from __future__ import annotations
+
+import io
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from airflow_mlops_provider.lineage import data_files, dataset_root, fingerprint_streams, relative_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Format = Literal["csv", "parquet"]
+FORMATS: tuple[Format, ...] = ("csv", "parquet")
+_SUFFIXES: dict[str, Format] = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".csv.bz2": "csv",
+    ".csv.zst": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+DEFAULT_CHUNK_ROWS = 250_000
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, empty, unreadable or not in the expected format."""
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """One file of a dataset.
+
+    :param uri: Where it is.
+    :param name: Its name relative to the dataset's root (the partition path).
+    """
+
+    uri: str
+    name: str
+
+    @property
+    def is_local(self) -> bool:
+        return _is_local(self.uri)
+
+    def open(self) -> IO[bytes]:
+        if self.is_local:
+            return open(_local(self.uri), "rb")
+        import fsspec
+
+        return fsspec.open(self.uri, "rb").open()
+
+    def size(self) -> int:
+        if self.is_local:
+            return _local(self.uri).stat().st_size
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(self.uri)
+        return int(fs.size(path))
+
+
+def _is_local(uri: str) -> bool:
+    scheme = urllib.parse.urlsplit(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter is not a scheme
+
+
+def _local(uri: str) -> Path:
+    if uri.startswith("file://"):
+        return Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path))
+    return Path(uri)
+
+
+def resolve(uri: str) -> list[DatasetFile]:
+    """Return the files of the dataset at ``uri``, sorted; raise :class:`DatasetError` when none."""
+    uri = str(uri)
+    if _is_local(uri):
+        try:
+            paths = data_files(uri)
+        except FileNotFoundError as err:
+            raise DatasetError(str(err)) from None
+        root = dataset_root(uri)
+        files = [DatasetFile(str(p), p.name if p == root else relative_name(p, root)) for p in paths]
+    else:
+        files = _resolve_remote(uri)
+    if not files:
+        raise DatasetError(f"no dataset files at {uri!r}")
+    return files
+
+
+def _resolve_remote(uri: str) -> list[DatasetFile]:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if any(ch in path for ch in "*?["):
+        found = sorted(fs.glob(path))
+        root = path.split("*", 1)[0].rsplit("/", 1)[0]
+    elif fs.isdir(path):
+        found = sorted(fs.find(path))
+        root = path
+    elif fs.exists(path):
+        found = [path]
+        root = path.rsplit("/", 1)[0]
+    else:
+        raise DatasetError(f"no dataset at {uri!r}: no such file or directory")
+    files = []
+    for item in found:
+        rel = item[len(root) :].lstrip("/") if item.startswith(root) else item.rsplit("/", 1)[-1]
+        if fs.isfile(item) and not any(part.startswith((".", "_")) for part in rel.split("/")):
+            files.append(DatasetFile(f"{protocol}://{item.lstrip('/')}", rel or item.rsplit("/", 1)[-1]))
+    return files
+
+
+def detect_format(files: Sequence[DatasetFile], file_format: str | None = None) -> Format:
+    """Return the dataset's format: ``file_format`` when given, else from the file suffixes."""
+    if file_format is not None:
+        if file_format not in FORMATS:
+            raise DatasetError(
+                f"file_format {file_format!r} is not supported; expected one of {list(FORMATS)}"
+            )
+        return file_format
+    found = set()
+    for f in files:
+        name = f.name.lower()
+        fmt = next((fmt for suffix, fmt in _SUFFIXES.items() if name.endswith(suffix)), None)
+        if fmt is None:
+            raise DatasetError(
+                f"cannot tell the format of {f.uri!r} from its name; expected a suffix in "
+                f"{sorted(_SUFFIXES)} or an explicit file_format"
+            )
+        found.add(fmt)
+    if len(found) > 1:
+        raise DatasetError(f"dataset mixes formats {sorted(found)}; expected one")
+    return found.pop()
+
+
+def fingerprint(files: Sequence[DatasetFile]) -> str:
+    """Return the content fingerprint, the same as :func:`airflow_mlops_provider.lineage.data_fingerprint`."""
+    single = len(files) == 1
+    return fingerprint_streams(("." if single else f.name, f.open) for f in files)
+
+
+def iter_chunks(
+    files: Sequence[DatasetFile],
+    file_format: Format,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Yield the dataset's rows as DataFrames of at most ``chunk_rows`` rows, file after file.
+
+    Raises :class:`DatasetError` naming the file for an empty file, a file that is not in the
+    format, or one that cannot be read. A file with a header and no rows yields nothing.
+    """
+    reader = _csv_chunks if file_format == "csv" else _parquet_chunks
+    for f in files:
+        try:
+            if f.size() == 0:
+                raise DatasetError(f"dataset file {f.uri!r} is empty (0 bytes)")
+            for chunk in reader(f, chunk_rows):
+                yield transform(chunk) if transform else chunk
+        except DatasetError:
+            raise
+        except (OSError, UnicodeDecodeError) as err:
+            raise DatasetError(f"cannot read dataset file {f.uri!r}: {type(err).__name__}: {err}") from None
+        except Exception as err:
+            detail = str(err) if len(str(err)) <= 200 else f"{str(err)[:200]}…"
+            raise DatasetError(
+                f"dataset file {f.uri!r} is not valid {file_format.upper()}: {type(err).__name__}: {detail!r}"
+            ) from None
+
+
+class _TypeChangedMidFile(Exception):
+    """pyarrow fixed a column's type from the file's first block and a later block disagrees."""
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """Arrow to pandas with nullable integers and pandas strings: whylogs' fast paths, no float ints."""
+    import pandas as pd
+    import pyarrow as pa
+
+    mapping = {t: pd.Int64Dtype() for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64())}
+    # Arrow-backed strings: null checks read the validity bitmap instead of testing each value.
+    mapping.update({pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")})
+    return table.to_pandas(types_mapper=mapping.get)
+
+
+def _csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Stream a CSV with pyarrow, whose reader parses ahead on another core while we profile.
+
+    pyarrow infers each column's type from the first block; when a later block disagrees (a number
+    column that turns into text), the file is read again with pandas, which types per chunk.
+    """
+    try:
+        yield from _arrow_csv_chunks(f, chunk_rows)
+    except _TypeChangedMidFile:
+        yield from _pandas_csv_chunks(f, chunk_rows)
+
+
+def _arrow_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    convert = pacsv.ConvertOptions(strings_can_be_null=True)
+    with f.open() as handle:
+        codec = _compression(f.name)
+        source = (
+            pa.CompressedInputStream(pa.PythonFile(handle, mode="r"), codec)
+            if codec
+            else pa.PythonFile(handle, mode="r")
+        )
+        try:
+            reader = pacsv.open_csv(
+                source, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=convert
+            )
+        except pa.ArrowInvalid as err:
+            if "Empty CSV file" in str(err):
+                raise DatasetError(f"dataset file {f.uri!r} has no header and no rows") from None
+            raise
+        pending: list[Any] = []
+        rows = 0
+        first = True
+        for batch in _prefetched(reader):
+            if isinstance(batch, pa.ArrowInvalid):
+                if "conversion error" in str(batch).lower() and not first:
+                    raise _TypeChangedMidFile(str(batch))
+                raise batch
+            first = False
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= chunk_rows:
+                table = pa.Table.from_batches(pending)
+                while table.num_rows >= chunk_rows:  # zero-copy slices of exactly chunk_rows rows
+                    yield _to_pandas(table.slice(0, chunk_rows))
+                    table = table.slice(chunk_rows)
+                pending, rows = table.to_batches(), table.num_rows
+        if rows:
+            yield _to_pandas(pa.Table.from_batches(pending))
+
+
+def _prefetched(reader: Any, depth: int = 2) -> Iterator[Any]:
+    """Yield the reader's batches, parsing the next ones in a thread while the caller works.
+
+    pyarrow parses without the GIL, so on a second core parsing overlaps the profiling of the
+    previous batch. An ``ArrowInvalid`` from the reader is yielded in the batch's place.
+    """
+    import queue
+    import threading
+
+    import pyarrow as pa
+
+    done = object()
+    batches: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    batches.put(reader.read_next_batch())
+                except StopIteration:
+                    break
+        except pa.ArrowInvalid as err:
+            batches.put(err)
+        except Exception as err:  # surfaced to the consumer, never lost in the thread
+            batches.put(err)
+        batches.put(done)
+
+    thread = threading.Thread(target=produce, name="csv-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := batches.get()) is not done:
+            if isinstance(item, Exception) and not isinstance(item, pa.ArrowInvalid):
+                raise item
+            yield item
+            if isinstance(item, pa.ArrowInvalid):
+                return
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                batches.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def _pandas_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    compression = "infer" if f.is_local else _compression(f.name)
+    source: str | IO[bytes] = f.uri if f.is_local else f.open()
+    try:
+        with pd.read_csv(source, chunksize=chunk_rows, compression=compression, low_memory=False) as chunks:
+            yield from chunks
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"dataset file {f.uri!r} has no header and no rows") from None
+    finally:
+        if isinstance(source, io.IOBase):
+            source.close()
+
+
+def _compression(name: str) -> str | None:
+    for suffix, codec in ((".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd")):
+        if name.endswith(suffix):
+            return codec
+    return None
+
+
+def _parquet_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with f.open() as handle:
+        parquet = pq.ParquetFile(handle)
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield _to_pandas(pa.Table.from_batches([batch]))
+
+
+def read_dataframe(uri: str, file_format: str | None = None) -> pd.DataFrame:
+    """Read the whole dataset at ``uri`` into one DataFrame (for evaluation-sized data)."""
+    import pandas as pd
+
+    files = resolve(uri)
+    chunks = list(iter_chunks(files, detect_format(files, file_format)))
+    if not chunks:
+        raise DatasetError(f"dataset {uri!r} has a header but no rows")
+    return pd.concat(chunks, ignore_index=True)
