@@ -32,6 +32,8 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 DEFAULT_CHUNK_ROWS = 250_000
+#: Bytes pyarrow parses at a time; with the read-ahead, a few of these are in memory at once.
+BLOCK_BYTES = 1 << 20
 
 
 class DatasetError(ValueError):
@@ -211,16 +213,13 @@ def _arrow_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]
     import pyarrow.csv as pacsv
 
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
-    with f.open() as handle:
-        codec = _compression(f.name)
-        source = (
-            pa.CompressedInputStream(pa.PythonFile(handle, mode="r"), codec)
-            if codec
-            else pa.PythonFile(handle, mode="r")
-        )
+    codec = _compression(f.name)
+    # Local files are read by Arrow itself (no GIL); others through their fsspec file object.
+    with pa.OSFile(str(_local(f.uri))) if f.is_local else pa.PythonFile(f.open(), mode="r") as raw:
+        source = pa.CompressedInputStream(raw, codec) if codec else raw
         try:
             reader = pacsv.open_csv(
-                source, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=convert
+                source, read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES), convert_options=convert
             )
         except pa.ArrowInvalid as err:
             if "Empty CSV file" in str(err):
