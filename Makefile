@@ -14,6 +14,7 @@ STACK := $(VENV)/bin/python -m airflow_mlops_provider.stack
 
 export UV_PYTHON_DOWNLOADS := never
 export WHYLOGS_NO_ANALYTICS := True
+export BENTOML_DO_NOT_TRACK := True
 
 .PHONY: help venv test lint up down status demo clean
 

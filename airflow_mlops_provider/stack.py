@@ -126,7 +126,9 @@ class StackConfig:
                     {"conn_type": "mlflow", "host": "127.0.0.1", "port": self.mlflow_port, "schema": "http"}
                 ),
                 "BENTOML_HOME": str(self.home / "bentoml"),
+                # whylogs and BentoML send usage statistics unless told not to.
                 "WHYLOGS_NO_ANALYTICS": "True",
+                "BENTOML_DO_NOT_TRACK": "True",
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
             }
