@@ -38,6 +38,9 @@ class DataValidationOperator(BaseOperator):
     :param profile_uri: Profile to check (``profile.bin`` or its directory). (templated)
     :param dataset_uri: Or a dataset to profile here. (templated)
     :param reference_profile_uri: Profile to derive a contract from. (templated)
+    :param reference_model_name: Or: derive it from the training profile of this registered model's
+        ``reference_alias`` version (e.g. the champion), when the model has one. (templated)
+    :param reference_alias: Alias of the reference version (default ``champion``). (templated)
     :param tolerances: Tolerances for deriving (a ``Tolerances`` or a mapping of its fields).
     :param timestamp_columns: Timestamp columns, when profiling ``dataset_uri`` here.
     :param file_format: Format of ``dataset_uri`` when it cannot be inferred.
@@ -53,6 +56,8 @@ class DataValidationOperator(BaseOperator):
         "profile_uri",
         "dataset_uri",
         "reference_profile_uri",
+        "reference_model_name",
+        "reference_alias",
         "report_uri",
         "reference_time",
         "mlflow_run_id",
@@ -67,6 +72,8 @@ class DataValidationOperator(BaseOperator):
         profile_uri: str | None = None,
         dataset_uri: str | None = None,
         reference_profile_uri: str | None = None,
+        reference_model_name: str | None = None,
+        reference_alias: str = "champion",
         tolerances: Tolerances | Mapping[str, Any] | None = None,
         timestamp_columns: Sequence[str] = (),
         file_format: str | None = None,
@@ -82,6 +89,8 @@ class DataValidationOperator(BaseOperator):
         self.profile_uri = profile_uri
         self.dataset_uri = dataset_uri
         self.reference_profile_uri = reference_profile_uri
+        self.reference_model_name = reference_model_name
+        self.reference_alias = reference_alias
         self.tolerances = tolerances
         self.timestamp_columns = timestamp_columns
         self.file_format = file_format
@@ -133,21 +142,32 @@ class DataValidationOperator(BaseOperator):
             explicit = DataContract.from_dict(self.contract)
         else:
             explicit = DataContract.from_yaml(self.contract)
-        if not self.reference_profile_uri:
+        reference_uri = self.reference_profile_uri
+        if not reference_uri and self.reference_model_name:
+            from airflow_mlops_provider.evidence import model_reference_profile_uri
+
+            reference_uri = model_reference_profile_uri(
+                self.mlflow_hook, self.reference_model_name, alias=self.reference_alias
+            )
+            if reference_uri is None:
+                self.log.info(
+                    "Model %r has no %r version yet: no contract derived from it",
+                    self.reference_model_name,
+                    self.reference_alias,
+                )
+        if not reference_uri:
             if explicit is None:
                 raise MissingEvidenceError(
-                    "no contract and no reference_profile_uri: nothing to validate against (failing closed)"
+                    "no contract and no reference profile: nothing to validate against (failing closed)"
                 )
             return explicit
         tolerances = self.tolerances
         if isinstance(tolerances, Mapping):
             tolerances = Tolerances(**tolerances)
         reference = load_profile_uri(
-            self.reference_profile_uri, conn_id=self.storage_conn_id, mlflow_conn_id=self.mlflow_conn_id
+            reference_uri, conn_id=self.storage_conn_id, mlflow_conn_id=self.mlflow_conn_id
         )
-        derived = derive_contract(
-            reference.summary, tolerances, name=f"derived from {self.reference_profile_uri}"
-        )
+        derived = derive_contract(reference.summary, tolerances, name=f"derived from {reference_uri}")
         if explicit is None:
             return derived
         return replace(explicit, columns={**derived.columns, **explicit.columns})

@@ -7,86 +7,18 @@ registered model, through the training-profile tag of the version's run.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import re
-import subprocess
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.exceptions import MissingEvidenceError
-from airflow_mlops_provider.lineage import TAG_TRAINING_PROFILE_URI
 from airflow_mlops_provider.operators.profiling import WhylogsProfileOperator
-from tests.conftest import TEST_STACK
+from tests.integration.data.conftest import CONTEXT, asset_events, run_dag, task_states
 
 pytestmark = pytest.mark.integration
 DAGS = Path(__file__).parent / "dags"
-CONTEXT = {"dag": None, "run_id": "r"}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("gates")
-    out = {
-        name: str(write_week(root / f"{name}.csv", kind, rows=3_000, seed=9, week=i))
-        for i, (name, kind) in enumerate(
-            [("reference", "baseline"), ("baseline", "baseline"), ("drift", "drift")]
-        )
-    }
-    out["root"] = str(root)
-    return out
-
-
-@pytest.fixture
-def champion(mlflow_conn, data, tmp_path) -> tuple[str, str]:
-    """A registered model whose champion's run recorded the reference data's profile."""
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-    reference = WhylogsProfileOperator(
-        task_id="p", dataset_uri=data["reference"], output_uri=str(tmp_path / "ref")
-    ).execute(CONTEXT)
-    client = MlflowHook().get_client()
-    name = f"churn-{uuid.uuid4().hex[:8]}"
-    experiment = MlflowHook().get_or_create_experiment("data-gates")
-    run = client.create_run(experiment, tags={TAG_TRAINING_PROFILE_URI: reference["profile_uri"]})
-    client.set_terminated(run.info.run_id)
-    client.create_registered_model(name)
-    version = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-    client.set_registered_model_alias(name, "champion", version.version)
-    return name, reference["profile_uri"]
-
-
-def _run_dag(conf: dict[str, str]) -> tuple[str, str]:
-    """Run the test DAG with ``airflow dags test``; return its log and the run id."""
-    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS)}
-    result = subprocess.run(
-        [str(TEST_STACK.bin_dir / "airflow"), "dags", "test", "data_gates_check", "--conf", json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
-    return log, re.findall(r"run_id=(manual__[^ ,]+)", log)[-1]
-
-
-def _states(run_id: str) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.state).where(
-                TaskInstance.dag_id == "data_gates_check", TaskInstance.run_id == run_id
-            )
-        ).all()
-    return {task_id: str(state) for task_id, state in rows}
 
 
 @pytest.mark.parametrize(
@@ -106,8 +38,8 @@ def test_drift_against_the_champion_branches_emits_and_logs(
         "out_dir": str(tmp_path),
         "mlflow_run_id": run_id,
     }
-    _, dag_run_id = _run_dag(conf)
-    states = _states(dag_run_id)
+    _, dag_run_id = run_dag("data_gates_check", conf, DAGS)
+    states = task_states("data_gates_check", dag_run_id)
     assert states["drift"] == "success"
     assert states[followed] == "success"
     assert states[skipped] == "skipped"
@@ -121,27 +53,13 @@ def test_drift_against_the_champion_branches_emits_and_logs(
     assert {a.path for a in client.list_artifacts(run_id, "validation")} >= {
         "validation/validation_report.json"
     }
-    events = _asset_events(dag_run_id)
+    events = asset_events("churn_drift", dag_run_id)
     if week == "drift":
         assert len(events) == 1
         assert events[0]["outcome"] == "drift"
         assert "monthly_charges" in events[0]["drifted_columns"]
     else:
         assert events == []
-
-
-def _asset_events(dag_run_id: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.name == "churn_drift", AssetEvent.source_run_id == dag_run_id)
-        ).all()
-        return [dict(e.extra) for e in rows]
 
 
 def test_missing_champion_is_skipped_or_failed_as_configured(mlflow_conn, data, tmp_path):
