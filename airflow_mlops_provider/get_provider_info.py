@@ -45,6 +45,12 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlops_provider.operators.drift",
                 ],
             },
+            {
+                "integration-name": "MLflow",
+                "python-modules": [
+                    "airflow_mlops_provider.operators.training",
+                ],
+            },
         ],
         "sensors": [
             {

@@ -1,0 +1,697 @@
+"""Train a model in a Kubernetes pod (optionally on GPUs) or a local subprocess, tracked in MLflow.
+
+Needs: an ``mlflow`` connection (``mlflow_default``); for the ``kubernetes`` runtime a Kubernetes
+connection (``kubernetes_default``) or a kube config, and the trainer image
+(``deploy/docker/trainer.Dockerfile``). The runtime defaults to ``[mlops] training_runtime``
+(``AIRFLOW__MLOPS__TRAINING_RUNTIME``), itself defaulting to ``local``, so one DAG file runs on a
+laptop and on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from airflow.configuration import conf
+from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import PodLaunchFailedException
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.utils.pod_manager import PodLaunchTimeoutException
+from airflow.sdk.exceptions import AirflowTaskTimeout, TaskDeferred
+from kubernetes.client import models as k8s
+
+from airflow_mlops_provider import __version__, lineage
+from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
+from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.training.runner import TAG_ERROR, TAG_MODEL_URI, TAG_TRAINING_PARAMS
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+TrainingRuntime = Literal["kubernetes", "local"]
+RUNTIMES: tuple[str, ...] = get_args(TrainingRuntime)
+
+#: The image ``deploy/docker/trainer.Dockerfile`` builds, by the tag deploy/README.md gives it.
+DEFAULT_IMAGE = f"airflow-mlops-trainer:{__version__}"
+#: The runner inside that image; ``python`` is the worker's own interpreter in the local runtime.
+DEFAULT_CMDS = ["python", "-m", "airflow_mlops_provider.training"]
+#: GPU nodes often scale up from zero; a GPU pod gets this long to be scheduled unless told otherwise.
+DEFAULT_GPU_SCHEDULE_TIMEOUT = 900
+#: The non-root user of the trainer image.
+TRAINER_UID = 10001
+#: Pod annotations carrying the run id and the scheduling timeout, for whoever inspects the pod.
+ANNOTATION_RUN_ID = "mlops.airflow.apache.org/mlflow-run-id"
+ANNOTATION_SCHEDULE_TIMEOUT = "mlops.airflow.apache.org/schedule-timeout-seconds"
+#: Keys under which the run travels through the deferral (KubernetesPodOperator's trigger_kwargs).
+EVENT_RUN_ID = "mlflow_run_id"
+EVENT_EXPERIMENT_ID = "mlflow_experiment_id"
+#: Variables that must point at this task's run, whatever the user's env_vars say.
+_RUN_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")
+_SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+_IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def default_runtime() -> str:
+    """Return ``[mlops] training_runtime`` (env ``AIRFLOW__MLOPS__TRAINING_RUNTIME``), default ``local``."""
+    return conf.get("mlops", "training_runtime", fallback="local") or "local"
+
+
+def validate_runtime(runtime: str) -> TrainingRuntime:
+    """Return ``runtime`` if it is a known runtime, else raise naming the allowed values."""
+    if runtime not in RUNTIMES:
+        raise TrainingError(f"runtime {runtime!r} is not supported; expected one of {list(RUNTIMES)}")
+    return runtime  # type: ignore[return-value]
+
+
+def restricted_pod_security_context() -> k8s.V1PodSecurityContext:
+    """Return a pod security context that passes the "restricted" Pod Security Standard."""
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=TRAINER_UID,
+        run_as_group=TRAINER_UID,
+        fs_group=TRAINER_UID,
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def restricted_container_security_context() -> k8s.V1SecurityContext:
+    """Return a container security context that passes the "restricted" Pod Security Standard."""
+    return k8s.V1SecurityContext(
+        allow_privilege_escalation=False,
+        run_as_non_root=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def explain_pending_pod(
+    pod: k8s.V1Pod | None,
+    events: Sequence[k8s.CoreV1Event] = (),
+    *,
+    gpus: int = 0,
+    gpu_resource: str = "nvidia.com/gpu",
+    schedule_timeout: int | None = None,
+) -> str | None:
+    """Say why ``pod`` never started: an image that cannot be pulled, or a request no node can take.
+
+    Return ``None`` when the pod is not Pending (it started, so something else went wrong).
+    """
+    if pod is None or pod.status is None or pod.status.phase != "Pending":
+        return None
+    name = pod.metadata.name
+    for status in pod.status.container_statuses or []:
+        waiting = status.state.waiting if status.state else None
+        if waiting and waiting.reason in _IMAGE_PULL_REASONS:
+            return (
+                f"image pull failure: pod {name} cannot pull image {status.image!r} "
+                f"({waiting.reason}: {waiting.message or 'no message'}); check the image name and tag, "
+                f"the registry and imagePullSecrets"
+            )
+    for event in events:
+        if event.reason in ("ErrImagePull", "ImagePullBackOff") or (
+            event.reason == "Failed" and "pull" in (event.message or "").lower()
+        ):
+            return (
+                f"image pull failure: pod {name} cannot pull its image ({event.reason}: {event.message}); "
+                f"check the image name and tag, the registry and imagePullSecrets"
+            )
+    scheduler_says = None
+    for condition in pod.status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            scheduler_says = f"{condition.reason}: {condition.message}"
+    for event in events:
+        if event.reason == "FailedScheduling":
+            scheduler_says = scheduler_says or f"FailedScheduling: {event.message}"
+    waited = f" within {schedule_timeout}s" if schedule_timeout else ""
+    if scheduler_says:
+        if gpus:
+            selector = (pod.spec.node_selector or {}) if pod.spec else {}
+            return (
+                f"unschedulable GPU request: no node could take pod {name} asking for {gpus} "
+                f"{gpu_resource}{waited} (scheduler: {scheduler_says}); check that GPU nodes exist or "
+                f"can scale up, their taints, and the node selector {selector}"
+            )
+        return f"unschedulable: no node could take pod {name}{waited} (scheduler: {scheduler_says})"
+    return None
+
+
+def _caused_by(err: BaseException | None, kind: type[BaseException]) -> bool:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, kind):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+class MLflowTrainingOperator(KubernetesPodOperator):
+    """Train a model, tracked in MLflow, in a Kubernetes pod or in a local subprocess.
+
+    The operator creates the MLflow run before the pod (or subprocess) starts and tags it with its
+    lineage; the process inherits ``MLFLOW_TRACKING_URI``, ``MLFLOW_RUN_ID`` and
+    ``MLFLOW_EXPERIMENT_ID`` and logs into that run. Afterwards the operator reads the run back and
+    returns ``{run_id, experiment_id, model_uri, metrics}``. A failed pod marks the run FAILED, a
+    killed task KILLED; each try has its own run, and a new try marks runs its predecessors left
+    RUNNING as FAILED.
+
+    By default the process is ``python -m airflow_mlops_provider.training`` with arguments built from
+    ``entrypoint``, ``train_uri``, ``eval_uri``, ``target``, ``training_params`` and ``seed``. Give
+    ``cmds``/``arguments`` to run another program in the same environment contract; it must log a
+    model to ``MLFLOW_RUN_ID``.
+
+    Every other argument is :class:`KubernetesPodOperator`'s and applies to the ``kubernetes``
+    runtime (``image``, ``namespace``, ``service_account_name``, ``affinity``, ``pod_template_file``,
+    ``deferrable``, ``on_finish_action``…). The result comes from MLflow, never from the XCom
+    sidecar, so ``do_xcom_push`` only says whether the result is pushed.
+
+    :param experiment_name: MLflow experiment, created when absent. (templated)
+    :param entrypoint: ``package.module:function`` of the training function. (templated)
+    :param train_uri: Training data: CSV or Parquet file, directory or glob. (templated)
+    :param eval_uri: Held-out evaluation data, same forms. (templated)
+    :param target: Target column. (templated)
+    :param training_params: Hyper-parameters for the entrypoint (a dict or a JSON object). (templated)
+    :param seed: Random seed; the same data, params and seed give the same model.
+    :param code_version: Version of the training code, recorded as lineage. (templated)
+    :param git_sha: Git commit of the training code; defaults to ``$MLOPS_GIT_SHA``. (templated)
+    :param validation_report_uri: URI of the data-validation report, set as evidence on the run. (templated)
+    :param training_profile_uri: URI of the training-data profile, set as evidence on the run. (templated)
+    :param validation_status: Outcome of the data validation (``passed``/``warned``), set as evidence on
+        the run; the promotion gate refuses a candidate without it. (templated)
+    :param run_name: MLflow run name; default ``<task_id>-try<n>``. (templated)
+    :param mlflow_conn_id: The ``mlflow`` connection.
+    :param mlflow_secret_name: Kubernetes Secret holding the ``MLFLOW_TRACKING_*`` credentials, loaded
+        into the pod with ``envFrom``; overrides the connection's ``kubernetes_secret_name`` extra.
+    :param runtime: ``kubernetes`` or ``local``; default ``[mlops] training_runtime``, else ``local``.
+    :param gpus: Number of GPUs to request (requests and limits).
+    :param gpu_resource: Extended resource name of the GPUs; also the key of the tolerated taint.
+    :param gpu_node_selector: Node labels a GPU pod must match, e.g. ``{"accelerator": "nvidia-l4"}``.
+    :param gpu_schedule_timeout_seconds: How long a GPU pod may wait for a node, unless
+        ``schedule_timeout_seconds`` is given; waiting for a GPU node to scale up is normal.
+    :param cpu_request: CPU request, e.g. ``"2"``.
+    :param cpu_limit: CPU limit.
+    :param memory_request: Memory request, e.g. ``"4Gi"``.
+    :param memory_limit: Memory limit.
+    :param local_cwd: Working directory of the local subprocess; default the worker's.
+    """
+
+    template_fields: Sequence[str] = (
+        *KubernetesPodOperator.template_fields,
+        "experiment_name",
+        "entrypoint",
+        "train_uri",
+        "eval_uri",
+        "target",
+        "training_params",
+        "code_version",
+        "git_sha",
+        "validation_report_uri",
+        "training_profile_uri",
+        "validation_status",
+        "run_name",
+    )
+    template_fields_renderers = {**KubernetesPodOperator.template_fields_renderers, "training_params": "json"}
+    ui_color = "#d4e8ff"
+
+    def __init__(
+        self,
+        *,
+        experiment_name: str,
+        entrypoint: str,
+        train_uri: str,
+        eval_uri: str,
+        target: str,
+        training_params: dict[str, Any] | str | None = None,
+        seed: int = 0,
+        code_version: str | None = None,
+        git_sha: str | None = None,
+        validation_report_uri: str | None = None,
+        training_profile_uri: str | None = None,
+        validation_status: str | None = None,
+        run_name: str | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_secret_name: str | None = None,
+        runtime: str | None = None,
+        gpus: int = 0,
+        gpu_resource: str = "nvidia.com/gpu",
+        gpu_node_selector: dict[str, str] | None = None,
+        gpu_schedule_timeout_seconds: int = DEFAULT_GPU_SCHEDULE_TIMEOUT,
+        cpu_request: str | None = None,
+        cpu_limit: str | None = None,
+        memory_request: str | None = None,
+        memory_limit: str | None = None,
+        local_cwd: str | None = None,
+        image: str | None = None,
+        cmds: list[str] | None = None,
+        arguments: list[str] | None = None,
+        schedule_timeout_seconds: int | None = None,
+        do_xcom_push: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        # KubernetesPodOperator's do_xcom_push means "read the XCom sidecar"; the result here comes
+        # from MLflow, so the sidecar stays off and the flag keeps its BaseOperator meaning.
+        super().__init__(
+            image=image or DEFAULT_IMAGE,
+            cmds=cmds or list(DEFAULT_CMDS),
+            arguments=arguments,
+            schedule_timeout_seconds=schedule_timeout_seconds
+            or (gpu_schedule_timeout_seconds if gpus else None),
+            do_xcom_push=False,
+            **kwargs,
+        )
+        self.experiment_name = experiment_name
+        self.entrypoint = entrypoint
+        self.train_uri = train_uri
+        self.eval_uri = eval_uri
+        self.target = target
+        self.training_params = training_params or {}
+        self.seed = seed
+        self.code_version = code_version
+        self.git_sha = git_sha
+        self.validation_report_uri = validation_report_uri
+        self.training_profile_uri = training_profile_uri
+        self.validation_status = validation_status
+        self.run_name = run_name
+        self.mlflow_conn_id = mlflow_conn_id
+        self.mlflow_secret_name = mlflow_secret_name
+        self.runtime: TrainingRuntime = validate_runtime(runtime or default_runtime())
+        self.gpus = gpus
+        self.gpu_resource = gpu_resource
+        self.gpu_node_selector = gpu_node_selector or {}
+        self.cpu_request = cpu_request
+        self.cpu_limit = cpu_limit
+        self.memory_request = memory_request
+        self.memory_limit = memory_limit
+        self.local_cwd = local_cwd
+        self.use_runner_arguments = arguments is None
+        self.push_result = do_xcom_push
+        self.mlflow_run_id: str | None = None
+        self.mlflow_experiment_id: str | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._run_killed = False
+        self._launch_failure: str | None = None
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(self.mlflow_conn_id)
+
+    # ---- what the process gets -------------------------------------------------------------------
+
+    def parsed_training_params(self) -> dict[str, Any]:
+        """Return ``training_params`` as a dict (it may have been rendered from a JSON string)."""
+        params = self.training_params
+        if isinstance(params, str):
+            try:
+                params = json.loads(params)
+            except json.JSONDecodeError as err:
+                raise TrainingError(f"training_params {params!r} is not JSON: {err}") from None
+        if not isinstance(params, dict):
+            raise TrainingError(f"training_params must be a JSON object, got {type(params).__name__}")
+        return params
+
+    def runner_arguments(self) -> list[str]:
+        """Return the arguments of ``python -m airflow_mlops_provider.training`` for this task."""
+        if not self.use_runner_arguments:
+            return list(self.arguments)
+        return [
+            "--entrypoint",
+            self.entrypoint,
+            "--train-uri",
+            self.train_uri,
+            "--eval-uri",
+            self.eval_uri,
+            "--target",
+            self.target,
+            "--params",
+            json.dumps(self.parsed_training_params(), sort_keys=True),
+            "--seed",
+            str(self.seed),
+        ]
+
+    @cached_property
+    def kubernetes_secret_name(self) -> str | None:
+        """The Secret with the MLflow credentials: the argument, else the connection's extra."""
+        if self.mlflow_secret_name:
+            return self.mlflow_secret_name
+        from airflow.exceptions import AirflowNotFoundException
+
+        try:
+            conn = self.mlflow_hook.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            return None
+        return conn.extra_dejson.get("kubernetes_secret_name") or None
+
+    def run_environment(self, *, include_credentials: bool) -> dict[str, str]:
+        """Return the variables of the environment contract: the hook's ``MLFLOW_*`` plus this run."""
+        env = self.mlflow_hook.env(include_credentials=include_credentials)
+        env["MLFLOW_RUN_ID"] = self.mlflow_run_id or "(set when the task runs)"
+        if self.mlflow_experiment_id:
+            env["MLFLOW_EXPERIMENT_ID"] = self.mlflow_experiment_id
+        return env
+
+    def refuse_plain_text_credentials(self) -> None:
+        """Raise unless the pod can get the MLflow credentials without them in its spec."""
+        settings = self.mlflow_hook.settings
+        if not self.kubernetes_secret_name and (settings.password or settings.token):
+            raise TrainingError(
+                f"MLflow connection {self.mlflow_conn_id!r} has a password or token, and the kubernetes "
+                f"runtime will not write it into the pod spec in plain text: store it in a Kubernetes "
+                f"Secret (keys MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD or "
+                f"MLFLOW_TRACKING_TOKEN) and name it in the connection's 'kubernetes_secret_name' extra "
+                f"or the mlflow_secret_name argument"
+            )
+
+    def _pod_environment(self) -> tuple[list[k8s.V1EnvVar], list[k8s.V1EnvFromSource]]:
+        self.refuse_plain_text_credentials()
+        secret = self.kubernetes_secret_name
+        settings = self.mlflow_hook.settings
+        env = self.run_environment(include_credentials=False)
+        if settings.username and not secret:
+            env["MLFLOW_TRACKING_USERNAME"] = settings.username
+        env_from = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))] if secret else []
+        return [k8s.V1EnvVar(name=k, value=v) for k, v in env.items()], env_from
+
+    def _resources(self, given: k8s.V1ResourceRequirements | None) -> k8s.V1ResourceRequirements | None:
+        requests = dict((given.requests or {}) if given else {})
+        limits = dict((given.limits or {}) if given else {})
+        for bucket, key, value in (
+            (requests, "cpu", self.cpu_request),
+            (limits, "cpu", self.cpu_limit),
+            (requests, "memory", self.memory_request),
+            (limits, "memory", self.memory_limit),
+        ):
+            if value:
+                bucket[key] = str(value)
+        if self.gpus:
+            # Extended resources cannot be overcommitted: request and limit must be equal.
+            requests[self.gpu_resource] = limits[self.gpu_resource] = str(self.gpus)
+        if not requests and not limits:
+            return given
+        return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
+
+    def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:
+        """Build KubernetesPodOperator's pod, then add resources, GPU scheduling, security and the run."""
+        pod = super().build_pod_request_obj(context, dry_run=dry_run)
+        spec = pod.spec
+        container = next(c for c in spec.containers if c.name == self.base_container_name)
+        if self.use_runner_arguments:
+            container.args = self.runner_arguments()
+        container.resources = self._resources(container.resources)
+        annotations = pod.metadata.annotations = dict(pod.metadata.annotations or {})
+        if self.mlflow_run_id:
+            annotations[ANNOTATION_RUN_ID] = self.mlflow_run_id
+        if self.gpus:
+            tolerations = list(spec.tolerations or [])
+            if not any(t.key == self.gpu_resource for t in tolerations):
+                tolerations.append(
+                    k8s.V1Toleration(key=self.gpu_resource, operator="Exists", effect="NoSchedule")
+                )
+            spec.tolerations = tolerations
+            spec.node_selector = {**(spec.node_selector or {}), **self.gpu_node_selector} or None
+            annotations[ANNOTATION_SCHEDULE_TIMEOUT] = str(self.schedule_timeout_seconds)
+        if not spec.security_context:
+            spec.security_context = restricted_pod_security_context()
+        if container.security_context is None:
+            container.security_context = restricted_container_security_context()
+        run_env, env_from = self._pod_environment()
+        user_env = [e for e in container.env or [] if e.name not in _RUN_VARIABLES]
+        user_names = {e.name for e in user_env}
+        container.env = [e for e in run_env if e.name not in user_names] + user_env
+        container.env_from = [*(container.env_from or []), *env_from] or None
+        return pod
+
+    # ---- the run ---------------------------------------------------------------------------------
+
+    def _lineage_tags(self, context: Context) -> dict[str, str]:
+        ti = context["ti"]
+        tags: dict[str, Any] = {
+            lineage.TAG_DAG_ID: ti.dag_id,
+            lineage.TAG_DAG_RUN_ID: context["run_id"],
+            lineage.TAG_TASK_ID: ti.task_id,
+            lineage.TAG_TRY_NUMBER: ti.try_number,
+            lineage.TAG_DATA_URI: self.train_uri,
+            lineage.TAG_EVAL_DATA_URI: self.eval_uri,
+            lineage.TAG_ENTRYPOINT: self.entrypoint,
+            lineage.TAG_SEED: self.seed,
+            lineage.TAG_RUNTIME: self.runtime,
+            lineage.TAG_CODE_VERSION: self.code_version,
+            lineage.TAG_GIT_SHA: self.git_sha or os.environ.get("MLOPS_GIT_SHA"),
+            lineage.TAG_IMAGE: self.image if self.runtime == "kubernetes" else None,
+            lineage.TAG_VALIDATION_REPORT_URI: self.validation_report_uri,
+            lineage.TAG_TRAINING_PROFILE_URI: self.training_profile_uri,
+            lineage.TAG_VALIDATION_STATUS: self.validation_status,
+            TAG_TRAINING_PARAMS: json.dumps(self.parsed_training_params(), sort_keys=True),
+            "mlflow.source.name": f"{ti.dag_id}.{ti.task_id}",
+        }
+        for tag, uri in (
+            (lineage.TAG_DATA_FINGERPRINT, self.train_uri),
+            (lineage.TAG_EVAL_DATA_FINGERPRINT, self.eval_uri),
+        ):
+            try:
+                tags[tag] = lineage.data_fingerprint(uri)
+            except (OSError, ValueError):
+                # Data the worker cannot see (a volume of the pod, object storage): the runner
+                # fingerprints it where it can read it.
+                self.log.info("Data %s is not readable here; the runner will fingerprint it", uri)
+        return {k: str(v) for k, v in tags.items() if v is not None and v != ""}
+
+    def start_run(self, context: Context) -> str:
+        """Create this try's MLflow run with its lineage; mark runs of earlier tries left RUNNING FAILED."""
+        hook = self.mlflow_hook
+        experiment_id = hook.get_or_create_experiment(self.experiment_name)
+        client = hook.get_client()
+        tags = self._lineage_tags(context)
+        self._fail_stale_runs(client, experiment_id, tags)
+        ti = context["ti"]
+        run = client.create_run(
+            experiment_id, tags=tags, run_name=self.run_name or f"{ti.task_id}-try{ti.try_number}"
+        )
+        self.mlflow_run_id, self.mlflow_experiment_id = run.info.run_id, experiment_id
+        self.log.info(
+            "MLflow run %s in experiment %r (%s) at %s",
+            run.info.run_id,
+            self.experiment_name,
+            experiment_id,
+            hook.tracking_uri,
+        )
+        ti.xcom_push(key=EVENT_RUN_ID, value=run.info.run_id)
+        return run.info.run_id
+
+    def _fail_stale_runs(self, client: Any, experiment_id: str, tags: dict[str, str]) -> None:
+        keys = (lineage.TAG_DAG_ID, lineage.TAG_DAG_RUN_ID, lineage.TAG_TASK_ID)
+        quoted = {k: tags[k].replace("'", "\\'") for k in keys}
+        query = " and ".join(f"tags.`{k}` = '{quoted[k]}'" for k in keys)
+        for stale in client.search_runs([experiment_id], f"{query} and attributes.status = 'RUNNING'"):
+            self.log.warning(
+                "Marking run %s of an earlier try FAILED: it was left RUNNING", stale.info.run_id
+            )
+            client.set_tag(stale.info.run_id, TAG_ERROR, "superseded by a later try; it was left RUNNING")
+            client.set_terminated(stale.info.run_id, status="FAILED")
+
+    def end_run(self, status: Literal["FAILED", "KILLED"], reason: str) -> None:
+        """Mark the run ``status`` with ``reason`` unless it already ended so; log, never raise."""
+        if not self.mlflow_run_id:
+            return
+        try:
+            client = self.mlflow_hook.get_client()
+            run = client.get_run(self.mlflow_run_id)
+            if TAG_ERROR not in run.data.tags:
+                client.set_tag(self.mlflow_run_id, TAG_ERROR, reason[:4000])
+            if run.info.status != status:
+                client.set_terminated(self.mlflow_run_id, status=status)
+            self.log.info("MLflow run %s marked %s", self.mlflow_run_id, status)
+        except Exception:
+            self.log.exception("Could not mark MLflow run %s %s", self.mlflow_run_id, status)
+
+    def collect_result(self) -> dict[str, Any]:
+        """Read the finished run back; fail when it logged no model."""
+        assert self.mlflow_run_id is not None
+        client = self.mlflow_hook.get_client()
+        run = client.get_run(self.mlflow_run_id)
+        experiment_id = run.info.experiment_id
+        logged = client.search_logged_models(
+            experiment_ids=[experiment_id], filter_string=f"source_run_id = '{self.mlflow_run_id}'"
+        )
+        model_uri = logged[0].model_uri if logged else run.data.tags.get(TAG_MODEL_URI)
+        if not model_uri:
+            reason = (
+                f"the training process exited 0 but MLflow run {self.mlflow_run_id} has no logged model; "
+                f"the command must log one to MLFLOW_RUN_ID (mlflow.<flavour>.log_model)"
+            )
+            self.end_run("FAILED", reason)
+            raise TrainingError(reason)
+        if run.info.status == "RUNNING":
+            client.set_terminated(self.mlflow_run_id, status="FINISHED")
+        elif run.info.status != "FINISHED":
+            raise TrainingError(f"MLflow run {self.mlflow_run_id} ended {run.info.status}")
+        self.log.info("MLflow run %s logged model %s", self.mlflow_run_id, model_uri)
+        return {
+            "run_id": self.mlflow_run_id,
+            "experiment_id": experiment_id,
+            "model_uri": model_uri,
+            "metrics": dict(run.data.metrics),
+        }
+
+    # ---- execution -------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        if self.runtime == "kubernetes":
+            # Before the run exists: a task that cannot start should leave no run behind.
+            self.refuse_plain_text_credentials()
+        self.start_run(context)
+        if self.runtime == "local":
+            return self._supervise(lambda: self.run_local(context))
+        self.trigger_kwargs = {
+            **(self.trigger_kwargs or {}),
+            EVENT_RUN_ID: self.mlflow_run_id,
+            EVENT_EXPERIMENT_ID: self.mlflow_experiment_id,
+        }
+        return self._supervise(lambda: super(MLflowTrainingOperator, self).execute(context))
+
+    def trigger_reentry(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: finish the pod as KubernetesPodOperator does, then the run."""
+        self.mlflow_run_id = event.get(EVENT_RUN_ID)
+        self.mlflow_experiment_id = event.get(EVENT_EXPERIMENT_ID)
+        # A re-deferral builds its trigger from trigger_kwargs: the run must travel with it again.
+        self.trigger_kwargs = {
+            **(self.trigger_kwargs or {}),
+            EVENT_RUN_ID: self.mlflow_run_id,
+            EVENT_EXPERIMENT_ID: self.mlflow_experiment_id,
+        }
+        if event.get("status") in ("timeout", "error", "failed"):
+            self._launch_failure = self._diagnose(event.get("name"), event.get("namespace"))
+        if event.get("status") == "timeout" and "execution_timeout" in str(event.get("message")):
+            # The trigger's way of saying AirflowTaskTimeout. KubernetesPodOperator would now follow
+            # the logs of a pod that is still running; stop it instead, as on_kill would.
+            self._run_killed = True
+            self._delete_pod_after_deadline(event.get("name"), event.get("namespace"))
+            reason = f"the task ran past its execution_timeout: {event.get('message')}"
+            self.end_run("KILLED", reason)
+            raise TrainingError(reason)
+        return self._supervise(lambda: super(MLflowTrainingOperator, self).trigger_reentry(context, event))
+
+    def _delete_pod_after_deadline(self, name: str | None, namespace: str | None) -> None:
+        if not name or not namespace or self.on_kill_action.value == "keep_pod":
+            return
+        try:
+            self.pod_manager.delete_pod(self.hook.get_pod(name, namespace))
+            self.log.info("Deleted pod %s/%s", namespace, name)
+        except Exception as err:
+            self.log.warning("Could not delete pod %s/%s: %s", namespace, name, err)
+
+    def _supervise(self, work: Any) -> dict[str, Any] | None:
+        try:
+            work()
+        except TaskDeferred:
+            raise
+        except BaseException as err:
+            if _caused_by(err, AirflowTaskTimeout):
+                # KubernetesPodOperator's cleanup may have replaced the timeout with its own error.
+                self._run_killed = True
+                self.end_run("KILLED", "the task ran past its execution_timeout")
+                raise
+            reason = self._launch_failure or f"{type(err).__name__}: {err}"
+            if not self._run_killed:
+                self.end_run("FAILED", reason)
+            if self._launch_failure:
+                raise PodSchedulingError(self._launch_failure) from err
+            raise
+        result = self.collect_result()
+        self.do_xcom_push = self.push_result
+        return result
+
+    def await_pod_start(self, pod: k8s.V1Pod) -> None:
+        try:
+            super().await_pod_start(pod)
+        except (PodLaunchTimeoutException, PodLaunchFailedException):
+            self._launch_failure = self._diagnose(pod.metadata.name, pod.metadata.namespace)
+            raise
+
+    def _diagnose(self, name: str | None, namespace: str | None) -> str | None:
+        if not name or not namespace:
+            return None
+        try:
+            pod = self.client.read_namespaced_pod(name, namespace)
+            events = self.client.list_namespaced_event(
+                namespace, field_selector=f"involvedObject.name={name}"
+            ).items
+        except Exception as err:
+            self.log.warning("Could not read pod %s/%s to say why it did not start: %s", namespace, name, err)
+            return None
+        return explain_pending_pod(
+            pod,
+            [e for e in events if e.involved_object is None or e.involved_object.name == name],
+            gpus=self.gpus,
+            gpu_resource=self.gpu_resource,
+            schedule_timeout=self.schedule_timeout_seconds,
+        )
+
+    def run_local(self, context: Context) -> None:
+        """Run the container's command as a subprocess of the worker, with the same environment."""
+        command = [sys.executable if c in ("python", "python3") else c for c in self.cmds]
+        command += self.runner_arguments()
+        env = {**os.environ, **self.run_environment(include_credentials=True)}
+        env_vars = self.env_vars
+        if isinstance(env_vars, dict):
+            env.update({str(k): str(v) for k, v in env_vars.items()})
+        else:
+            env.update({e.name: e.value for e in env_vars or [] if e.value is not None})
+        run_env = self.run_environment(include_credentials=True)
+        env.update({k: v for k, v in run_env.items() if k in _RUN_VARIABLES})
+        self.log.info("Running locally: %s", " ".join(command))
+        process = self._process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=self.local_cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.log.info("[training] %s", line.rstrip())
+        code = process.wait()
+        if self._run_killed:
+            raise TrainingError(f"the training process was killed (exit status {code})")
+        if code != 0:
+            raise TrainingError(f"the training process exited with status {code}; its output is above")
+
+    def _stop_local(self, grace: float = 10.0) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def on_kill(self) -> None:
+        self._run_killed = True
+        try:
+            if self.runtime == "local":
+                self._stop_local()
+            else:
+                super().on_kill()
+        finally:
+            # Killing the process first: marking the run before would let it log into a KILLED run.
+            self.end_run("KILLED", "the task was killed")
+
+    def dry_run(self) -> None:
+        """Print the pod YAML this task would create (without the run id, which exists only then)."""
+        if self.runtime == "local":
+            self.log.info("runtime is 'local': this task would run a subprocess; the pod it would run:")
+        super().dry_run()
+
+
+__all__ = ["DEFAULT_IMAGE", "RUNTIMES", "MLflowTrainingOperator", "explain_pending_pod", "validate_runtime"]
