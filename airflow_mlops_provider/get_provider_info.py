@@ -49,6 +49,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "MLflow",
                 "python-modules": [
                     "airflow_mlops_provider.operators.training",
+                    "airflow_mlops_provider.operators.registry",
                 ],
             },
         ],
@@ -57,14 +58,25 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "whylogs",
                 "python-modules": ["airflow_mlops_provider.sensors.drift"],
             },
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["airflow_mlops_provider.sensors.registry"],
+            },
         ],
         "triggers": [
             {
                 "integration-name": "whylogs",
                 "python-modules": ["airflow_mlops_provider.triggers.drift"],
             },
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["airflow_mlops_provider.triggers.registry"],
+            },
         ],
-        "extra-links": [],
+        "extra-links": [
+            "airflow_mlops_provider.links.mlflow.MlflowRunLink",
+            "airflow_mlops_provider.links.mlflow.MlflowModelVersionLink",
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_mlops_provider.hooks.mlflow.MlflowHook",

@@ -1,0 +1,750 @@
+"""Promotion gates: declared up front, typed, loadable from YAML, evaluated by one piece of code.
+
+A gate is fixed before the result is seen. :class:`PromotionGates` holds every kind:
+
+- :class:`Threshold`: an absolute bound on a metric over the whole evaluation set (``roc_auc >= 0.80``);
+- :class:`RegressionGate`: the candidate may not be worse than the champion by more than a tolerance,
+  in the metric's own direction (higher is better for ``roc_auc``, lower for ``log_loss``);
+- :class:`SliceGate`: thresholds on a named segment of the evaluation data, selected by a small,
+  safe filter expression over its columns (``contract == "month-to-month" and tenure < 12``);
+- :class:`LatencyBudget`: p50/p95 milliseconds of ``pyfunc.predict`` on a sample batch;
+- :class:`EvidenceRequirement`: the candidate run names its data-validation report and training-data
+  profile, the files can be read, and the validation did not fail.
+
+Metrics are computed by :func:`compute_metrics`, the one function used for the candidate and the
+champion alike. Every check yields a :class:`GateResult` that names the gate, the observed value and
+the required one. Standard library at module level; numpy, pandas and scikit-learn are imported inside
+the functions that need them.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_mlops_provider.exceptions import GateConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Operator = Literal[">=", ">", "<=", "<"]
+OPERATORS: tuple[Operator, ...] = (">=", ">", "<=", "<")
+GateStatus = Literal["passed", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric the gates can use: its direction and what it needs from a model's output."""
+
+    name: str
+    higher_is_better: bool
+    needs_scores: bool = False
+    task: Literal["classification", "regression"] = "classification"
+
+
+#: The metrics :func:`compute_metrics` knows. Binary classification metrics use the positive-class
+#: score (``predict_proba[:, 1]`` or a 1-D score output) and labels at ``score >= 0.5``.
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("roc_auc", True, needs_scores=True),
+        MetricSpec("accuracy", True),
+        MetricSpec("f1", True),
+        MetricSpec("precision", True),
+        MetricSpec("recall", True),
+        MetricSpec("log_loss", False, needs_scores=True),
+        MetricSpec("brier", False, needs_scores=True),
+        MetricSpec("r2", True, task="regression"),
+        MetricSpec("rmse", False, task="regression"),
+        MetricSpec("mae", False, task="regression"),
+    )
+}
+
+
+def metric_spec(name: str, where: str) -> MetricSpec:
+    """Return the spec of metric ``name`` or raise naming ``where`` it was used and the known metrics."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise GateConfigError(f"{where}: unknown metric {name!r}; allowed: {sorted(METRICS)}") from None
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise GateConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise GateConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise GateConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise GateConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _compare(observed: float, op: Operator, required: float) -> bool:
+    return {
+        ">=": observed >= required,
+        ">": observed > required,
+        "<=": observed <= required,
+        "<": observed < required,
+    }[op]
+
+
+_THRESHOLD_TEXT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An absolute bound on a metric: ``Threshold("roc_auc", ">=", 0.80)``.
+
+    :param metric: A name from :data:`METRICS`.
+    :param op: One of ``>=``, ``>``, ``<=``, ``<``.
+    :param value: The bound.
+    """
+
+    metric: str
+    op: Operator
+    value: float
+
+    def __post_init__(self) -> None:
+        metric_spec(self.metric, f"threshold {self}")
+        if self.op not in OPERATORS:
+            raise GateConfigError(f"threshold on {self.metric!r}: op {self.op!r}; allowed: {list(OPERATORS)}")
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "thresholds") -> Threshold:
+        """Build from ``"roc_auc >= 0.8"``, ``{metric, min|max}`` or ``{metric, op, value}``."""
+        if isinstance(item, Threshold):
+            return item
+        if isinstance(item, str):
+            match = _THRESHOLD_TEXT.match(item)
+            if not match:
+                raise GateConfigError(
+                    f"{where}: {item!r} is not '<metric> <op> <number>' with op one of {list(OPERATORS)}"
+                )
+            metric, op, value = match.groups()
+            return cls(metric, op, _number(value, f"{where}: {item!r}"))  # type: ignore[arg-type]
+        _check_keys(item, ("metric", "min", "max", "op", "value"), where)
+        if "metric" not in item:
+            raise GateConfigError(f"{where}: {dict(item)!r} has no 'metric'")
+        forms = [k for k in ("min", "max", "op") if k in item]
+        if len(forms) != 1:
+            raise GateConfigError(
+                f"{where}: threshold on {item['metric']!r} needs exactly one of 'min', 'max' or 'op'+'value'"
+            )
+        if "min" in item:
+            return cls(item["metric"], ">=", _number(item["min"], f"{where}.min"))
+        if "max" in item:
+            return cls(item["metric"], "<=", _number(item["max"], f"{where}.max"))
+        if "value" not in item:
+            raise GateConfigError(f"{where}: threshold on {item['metric']!r} has 'op' but no 'value'")
+        if item["op"] not in OPERATORS:
+            raise GateConfigError(f"{where}.op: {item['op']!r}; allowed: {list(OPERATORS)}")
+        return cls(item["metric"], item["op"], _number(item["value"], f"{where}.value"))
+
+
+@dataclass(frozen=True)
+class RegressionGate:
+    """The candidate may not be worse than the champion on ``metric`` by more than ``tolerance``.
+
+    :param metric: A name from :data:`METRICS`; its direction decides what "worse" means.
+    :param tolerance: Allowed loss, absolute (``0.01`` AUC points) or, with ``relative``, a fraction
+        of the champion's value.
+    :param relative: Read ``tolerance`` as a fraction.
+    """
+
+    metric: str
+    tolerance: float = 0.0
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        metric_spec(self.metric, "no_regression")
+        if self.tolerance < 0:
+            raise GateConfigError(
+                f"no_regression on {self.metric!r}: tolerance {self.tolerance} is negative, expected >= 0"
+            )
+
+    def bound(self, champion_value: float) -> tuple[Operator, float]:
+        """Return the operator and value the candidate must meet, given the champion's value."""
+        allowance = abs(champion_value) * self.tolerance if self.relative else self.tolerance
+        if METRICS[self.metric].higher_is_better:
+            return ">=", champion_value - allowance
+        return "<=", champion_value + allowance
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "no_regression") -> RegressionGate:
+        if isinstance(item, RegressionGate):
+            return item
+        if isinstance(item, str):
+            return cls(item)
+        _check_keys(item, ("metric", "tolerance", "relative"), where)
+        if "metric" not in item:
+            raise GateConfigError(f"{where}: {dict(item)!r} has no 'metric'")
+        relative = item.get("relative", False)
+        if not isinstance(relative, bool):
+            raise GateConfigError(f"{where}.relative: {relative!r}; allowed: [true, false]")
+        return cls(item["metric"], _number(item.get("tolerance", 0.0), f"{where}.tolerance"), relative)
+
+
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.Compare,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+)
+
+
+def parse_filter(expression: str, where: str = "filter") -> ast.Expression:
+    """Parse a slice filter: comparisons of a column with literals, joined by and/or/not.
+
+    ``contract == "month-to-month"``, ``tenure < 12 and region in ["eu", "us"]``. Nothing else (no
+    calls, no attributes, no arithmetic), so a gate file cannot run code.
+    """
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as err:
+        raise GateConfigError(f"{where}: {expression!r} is not a valid filter: {err.msg}") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise GateConfigError(
+                f"{where}: {expression!r} uses {type(node).__name__}; allowed: comparisons of a column "
+                f"with literals (==, !=, <, <=, >, >=, in, not in) joined by and/or/not"
+            )
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if not any(isinstance(o, ast.Name) for o in operands):
+                raise GateConfigError(f"{where}: {expression!r}: each comparison must name a column")
+    return tree
+
+
+def filter_mask(tree: ast.Expression, frame: pd.DataFrame, expression: str) -> Any:
+    """Return the boolean row mask of ``frame`` selected by a parsed filter."""
+    import numpy as np
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Name):
+            if node.id not in frame.columns:
+                raise KeyError(
+                    f"filter {expression!r} names column {node.id!r}, not in the evaluation data "
+                    f"(columns: {sorted(map(str, frame.columns))})"
+                )
+            return frame[node.id]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -value(node.operand)
+        return ast.literal_eval(node)
+
+    def evaluate(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return evaluate(node.body)
+        if isinstance(node, ast.BoolOp):
+            parts = [evaluate(v) for v in node.values]
+            combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            result = parts[0]
+            for part in parts[1:]:
+                result = combine(result, part)
+            return result
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return np.logical_not(evaluate(node.operand))
+        if isinstance(node, ast.Compare):
+            result = np.ones(len(frame), dtype=bool)
+            left = value(node.left)
+            for op, right_node in zip(node.ops, node.comparators, strict=True):
+                right = value(right_node)
+                if isinstance(op, (ast.In, ast.NotIn)):
+                    member = left.isin(list(right)) if hasattr(left, "isin") else left in right
+                    part = member if isinstance(op, ast.In) else ~member
+                else:
+                    part = {
+                        ast.Eq: lambda a, b: a == b,
+                        ast.NotEq: lambda a, b: a != b,
+                        ast.Lt: lambda a, b: a < b,
+                        ast.LtE: lambda a, b: a <= b,
+                        ast.Gt: lambda a, b: a > b,
+                        ast.GtE: lambda a, b: a >= b,
+                    }[type(op)](left, right)
+                result = np.logical_and(result, np.asarray(part, dtype=bool))
+                left = right
+            return result
+        raise GateConfigError(f"filter {expression!r}: unsupported {type(node).__name__}")
+
+    return np.asarray(evaluate(tree), dtype=bool)
+
+
+@dataclass(frozen=True)
+class SliceGate:
+    """Thresholds on a named segment of the evaluation data.
+
+    :param name: The segment's name, used in gate names and messages.
+    :param where: Filter over the evaluation data's columns (see :func:`parse_filter`).
+    :param thresholds: Bounds the candidate must meet on the segment.
+    :param min_rows: Fewer matching rows than this fails the gate (a metric on three rows says little).
+    """
+
+    name: str
+    where: str
+    thresholds: tuple[Threshold, ...]
+    min_rows: int = 1
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name or ""):
+            raise GateConfigError(f"slice name {self.name!r}: use letters, digits, '_', '.' or '-'")
+        parse_filter(self.where, f"slices.{self.name}.where")
+        if not self.thresholds:
+            raise GateConfigError(f"slices.{self.name}: needs at least one threshold")
+        if self.min_rows < 1:
+            raise GateConfigError(f"slices.{self.name}.min_rows: {self.min_rows}, expected >= 1")
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "slices") -> SliceGate:
+        if isinstance(item, SliceGate):
+            return item
+        _check_keys(item, ("name", "where", "thresholds", "min_rows"), where)
+        for key in ("name", "where", "thresholds"):
+            if key not in item:
+                raise GateConfigError(f"{where}: {dict(item)!r} has no {key!r}")
+        name = str(item["name"])
+        thresholds = item["thresholds"]
+        if isinstance(thresholds, (str, Mapping)):
+            thresholds = [thresholds]
+        min_rows = item.get("min_rows", 1)
+        if isinstance(min_rows, bool) or not isinstance(min_rows, int):
+            raise GateConfigError(f"slices.{name}.min_rows: {min_rows!r}, expected a whole number")
+        return cls(
+            name=name,
+            where=str(item["where"]),
+            thresholds=tuple(
+                Threshold.parse(t, f"slices.{name}.thresholds[{i}]") for i, t in enumerate(thresholds)
+            ),
+            min_rows=min_rows,
+        )
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """A budget for ``pyfunc.predict`` on a batch of the first ``sample_rows`` evaluation rows.
+
+    :param p50_ms: Median milliseconds per batch allowed.
+    :param p95_ms: 95th-percentile milliseconds per batch allowed.
+    :param sample_rows: Rows per batch.
+    :param repeats: Timed calls.
+    :param warmup: Untimed calls first (lazy imports and caches).
+    """
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    sample_rows: int = 100
+    repeats: int = 20
+    warmup: int = 2
+
+    def __post_init__(self) -> None:
+        if self.p50_ms is None and self.p95_ms is None:
+            raise GateConfigError("latency: set p50_ms, p95_ms or both")
+        for key in ("p50_ms", "p95_ms"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise GateConfigError(f"latency.{key}: {value}, expected > 0")
+        for key, low in (("sample_rows", 1), ("repeats", 1), ("warmup", 0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise GateConfigError(f"latency.{key}: {value!r}, expected a whole number >= {low}")
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "latency") -> LatencyBudget:
+        if isinstance(item, LatencyBudget):
+            return item
+        _check_keys(item, ("p50_ms", "p95_ms", "sample_rows", "repeats", "warmup"), where)
+        kwargs: dict[str, Any] = dict(item)
+        for key in ("p50_ms", "p95_ms"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = _number(kwargs[key], f"{where}.{key}")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class EvidenceRequirement:
+    """Evidence the candidate's training run must carry (tags from :mod:`airflow_mlops_provider.lineage`).
+
+    :param validation_report: Require ``mlops.evidence.validation_report_uri``.
+    :param training_profile: Require ``mlops.evidence.training_profile_uri``.
+    :param validation_status: Require ``mlops.evidence.validation_status`` to be present.
+    :param failed_statuses: Validation statuses that refuse the candidate.
+    :param check_readable: Open each referenced file (local path, ``file:``, or an MLflow artifact).
+    """
+
+    validation_report: bool = True
+    training_profile: bool = True
+    validation_status: bool = True
+    failed_statuses: tuple[str, ...] = ("failed", "error")
+    check_readable: bool = True
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "evidence") -> EvidenceRequirement:
+        if isinstance(item, EvidenceRequirement):
+            return item
+        if item is False or item is None:
+            return cls(False, False, False, (), False)
+        if item is True:
+            return cls()
+        allowed = ("validation_report", "training_profile", "validation_status", "failed_statuses")
+        _check_keys(item, (*allowed, "check_readable"), where)
+        kwargs: dict[str, Any] = {}
+        for key, value in item.items():
+            if key == "failed_statuses":
+                if isinstance(value, str) or not isinstance(value, Sequence):
+                    raise GateConfigError(f"{where}.failed_statuses: {value!r}, expected a list of strings")
+                kwargs[key] = tuple(str(v).lower() for v in value)
+            elif not isinstance(value, bool):
+                raise GateConfigError(f"{where}.{key}: {value!r}; allowed: [true, false]")
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    @property
+    def enabled(self) -> bool:
+        return self.validation_report or self.training_profile or self.validation_status
+
+
+_TOP_KEYS = ("thresholds", "no_regression", "slices", "latency", "evidence")
+
+
+@dataclass(frozen=True)
+class PromotionGates:
+    """Every gate a candidate must pass, declared before evaluation.
+
+    :param thresholds: Absolute bounds on whole-set metrics.
+    :param no_regression: Bounds relative to the champion; skipped when there is no champion.
+    :param slices: Thresholds on named segments.
+    :param latency: Prediction-latency budget, or ``None``.
+    :param evidence: Required evidence on the candidate run.
+    """
+
+    thresholds: tuple[Threshold, ...] = ()
+    no_regression: tuple[RegressionGate, ...] = ()
+    slices: tuple[SliceGate, ...] = ()
+    latency: LatencyBudget | None = None
+    evidence: EvidenceRequirement = field(default_factory=EvidenceRequirement)
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.slices]
+        if len(names) != len(set(names)):
+            raise GateConfigError(f"slices: names must be unique, got {names}")
+        tasks = {METRICS[m].task for m in self.metrics}
+        if len(tasks) > 1:
+            raise GateConfigError(
+                f"gates mix classification and regression metrics ({sorted(self.metrics)}); use one kind"
+            )
+        if not (self.thresholds or self.no_regression or self.slices or self.latency):
+            raise GateConfigError(
+                "no gates declared: give at least one of thresholds, no_regression, slices or latency"
+            )
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric some gate reads, in a stable order."""
+        names = [t.metric for t in self.thresholds] + [r.metric for r in self.no_regression]
+        names += [t.metric for s in self.slices for t in s.thresholds]
+        return sorted(set(names))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PromotionGates:
+        """Build from a mapping with keys ``thresholds``, ``no_regression``, ``slices``, ``latency``,
+        ``evidence`` (the YAML layout)."""
+        _check_keys(data, _TOP_KEYS, "gates")
+
+        def items(key: str) -> list[Any]:
+            value = data.get(key) or []
+            if isinstance(value, (str, Mapping)):
+                value = [value]
+            if not isinstance(value, Sequence):
+                raise GateConfigError(f"gates.{key}: expected a list, got {value!r}")
+            return list(value)
+
+        latency = data.get("latency")
+        return cls(
+            thresholds=tuple(
+                Threshold.parse(t, f"thresholds[{i}]") for i, t in enumerate(items("thresholds"))
+            ),
+            no_regression=tuple(
+                RegressionGate.parse(r, f"no_regression[{i}]") for i, r in enumerate(items("no_regression"))
+            ),
+            slices=tuple(SliceGate.parse(s, f"slices[{i}]") for i, s in enumerate(items("slices"))),
+            latency=LatencyBudget.parse(latency) if latency is not None else None,
+            evidence=EvidenceRequirement.parse(data.get("evidence", True)),
+        )
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> PromotionGates:
+        """Build from YAML text, or from a ``.yaml``/``.yml`` file path."""
+        import yaml
+
+        text = str(source)
+        if isinstance(source, Path) or (text.endswith((".yaml", ".yml")) and "\n" not in text):
+            text = Path(source).read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise GateConfigError(f"gates YAML does not parse: {err}") from None
+        if not isinstance(data, Mapping):
+            raise GateConfigError(f"gates YAML must be a mapping with keys {list(_TOP_KEYS)}")
+        return cls.from_dict(data)
+
+    @classmethod
+    def coerce(cls, value: PromotionGates | Mapping[str, Any] | str | Path) -> PromotionGates:
+        """Accept gates as an instance, a mapping, YAML text or a YAML file path."""
+        if isinstance(value, PromotionGates):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        if isinstance(value, (str, Path)):
+            return cls.from_yaml(value)
+        raise GateConfigError(
+            f"gates: {type(value).__name__} given; expected PromotionGates, a mapping or YAML"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-friendly form :meth:`from_dict` reads back."""
+        return {
+            "thresholds": [str(t) for t in self.thresholds],
+            "no_regression": [asdict(r) for r in self.no_regression],
+            "slices": [
+                {
+                    "name": s.name,
+                    "where": s.where,
+                    "thresholds": [str(t) for t in s.thresholds],
+                    "min_rows": s.min_rows,
+                }
+                for s in self.slices
+            ],
+            "latency": asdict(self.latency) if self.latency else None,
+            "evidence": {**asdict(self.evidence), "failed_statuses": list(self.evidence.failed_statuses)},
+        }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of one gate.
+
+    :param gate: ``threshold:roc_auc``, ``no_regression:roc_auc``, ``slice:<name>:<metric>``,
+        ``latency:p95_ms``, ``evidence:<what>`` or ``evaluation:<model>``.
+    :param status: ``passed``, ``failed`` or ``skipped``.
+    :param observed: What was measured (a number or a short text).
+    :param required: What was required, as text (``>= 0.8``).
+    :param detail: Anything else a reader needs.
+    """
+
+    gate: str
+    status: GateStatus
+    observed: Any = None
+    required: str = ""
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "failed"
+
+    def describe(self) -> str:
+        observed = f"{self.observed:.4g}" if isinstance(self.observed, float) else self.observed
+        text = f"gate {self.gate!r} {self.status}: observed {observed}, required {self.required}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def bound_result(
+    gate: str, observed: float | None, op: Operator, bound: float, detail: str = ""
+) -> GateResult:
+    """Compare ``observed`` with ``op bound``; a missing value fails."""
+    required = f"{op} {bound:.6g}"
+    if observed is None or observed != observed:  # NaN
+        return GateResult(gate, "failed", None, required, detail or "metric could not be computed")
+    passed = _compare(observed, op, bound)
+    return GateResult(gate, "passed" if passed else "failed", _round(observed), required, detail)
+
+
+def apply_gates(
+    gates: PromotionGates,
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    *,
+    champion_version: str | None = None,
+    latency: Mapping[str, float] | None = None,
+) -> list[GateResult]:
+    """Apply the metric, regression, slice and latency gates to evaluation reports.
+
+    :param candidate: ``{"overall": {metric: value}, "slices": {name: {"rows": n, "metrics": {...},
+        "error": str | None}}}`` as :func:`evaluate_frame` returns.
+    :param champion: The champion's report on the same data, or ``None`` when there is no champion.
+    :param latency: ``{"p50_ms": .., "p95_ms": ..}`` measured on the candidate.
+    """
+    results: list[GateResult] = []
+    overall = candidate.get("overall", {})
+    for t in gates.thresholds:
+        results.append(bound_result(f"threshold:{t.metric}", overall.get(t.metric), t.op, t.value))
+
+    for r in gates.no_regression:
+        gate = f"no_regression:{r.metric}"
+        if champion is None:
+            results.append(GateResult(gate, "skipped", _round(overall.get(r.metric)), "n/a", "no champion"))
+            continue
+        champ_value = champion.get("overall", {}).get(r.metric)
+        if champ_value is None:
+            results.append(
+                GateResult(gate, "failed", None, "champion value", "champion metric could not be computed")
+            )
+            continue
+        op, bound = r.bound(champ_value)
+        tolerance = f"{r.tolerance:g}{' relative' if r.relative else ''}"
+        detail = f"champion v{champion_version}: {champ_value:.4g}, tolerance {tolerance}"
+        results.append(bound_result(gate, overall.get(r.metric), op, bound, detail))
+
+    for s in gates.slices:
+        report = candidate.get("slices", {}).get(s.name, {})
+        rows = int(report.get("rows", 0))
+        if report.get("error"):
+            results.append(GateResult(f"slice:{s.name}", "failed", None, s.where, report["error"]))
+            continue
+        if rows < s.min_rows:
+            results.append(
+                GateResult(
+                    f"slice:{s.name}:rows", "failed", rows, f">= {s.min_rows}", f"rows where {s.where}"
+                )
+            )
+            continue
+        for t in s.thresholds:
+            detail = f"{rows} rows where {s.where}"
+            results.append(
+                bound_result(
+                    f"slice:{s.name}:{t.metric}",
+                    report.get("metrics", {}).get(t.metric),
+                    t.op,
+                    t.value,
+                    detail,
+                )
+            )
+
+    if gates.latency is not None:
+        budget = gates.latency
+        measured = latency or {}
+        detail = f"batch of {budget.sample_rows} rows, {budget.repeats} calls"
+        for key in ("p50_ms", "p95_ms"):
+            limit = getattr(budget, key)
+            if limit is not None:
+                results.append(bound_result(f"latency:{key}", measured.get(key), "<=", limit, detail))
+    return results
+
+
+def scores_from_output(output: Any) -> Any:
+    """Return a 1-D float array of positive-class scores (or regression values) from a model output."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(output, (pd.DataFrame, pd.Series)):
+        output = output.to_numpy()
+    array = np.asarray(output, dtype=float)
+    if array.ndim == 2:
+        array = array[:, -1] if array.shape[1] > 1 else array[:, 0]
+    return array.reshape(-1)
+
+
+def compute_metrics(y_true: Any, scores: Any, names: Sequence[str]) -> dict[str, float | None]:
+    """Compute ``names`` from true values and model scores; a metric that is undefined is ``None``.
+
+    The single metric implementation used for candidate and champion alike.
+    """
+    import numpy as np
+    from sklearn import metrics as skm
+
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=float)
+    labels = (s >= 0.5).astype(int)
+    out: dict[str, float | None] = {}
+    for name in names:
+        try:
+            if name == "roc_auc":
+                value = skm.roc_auc_score(y, s) if len(np.unique(y)) == 2 else None
+            elif name == "accuracy":
+                value = skm.accuracy_score(y, labels)
+            elif name == "f1":
+                value = skm.f1_score(y, labels, zero_division=0)
+            elif name == "precision":
+                value = skm.precision_score(y, labels, zero_division=0)
+            elif name == "recall":
+                value = skm.recall_score(y, labels, zero_division=0)
+            elif name == "log_loss":
+                value = skm.log_loss(y, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1])
+            elif name == "brier":
+                value = skm.brier_score_loss(y, np.clip(s, 0, 1))
+            elif name == "r2":
+                value = skm.r2_score(y, s)
+            elif name == "rmse":
+                value = float(np.sqrt(skm.mean_squared_error(y, s)))
+            elif name == "mae":
+                value = skm.mean_absolute_error(y, s)
+            else:
+                raise GateConfigError(f"unknown metric {name!r}; allowed: {sorted(METRICS)}")
+        except ValueError:
+            value = None
+        out[name] = None if value is None else float(value)
+    return out
+
+
+def evaluate_frame(
+    predict_scores: Any, frame: pd.DataFrame, target: str, features: Sequence[str], gates: PromotionGates
+) -> dict[str, Any]:
+    """Evaluate a model on ``frame``: whole-set metrics and every slice's metrics.
+
+    :param predict_scores: ``callable(features_frame) -> 1-D scores``; the model is called once on the
+        whole frame, and slices reuse those scores.
+    """
+    import numpy as np
+
+    names = gates.metrics
+    scores = np.asarray(predict_scores(frame[list(features)]), dtype=float)
+    if scores.shape[0] != len(frame):
+        raise ValueError(f"model returned {scores.shape[0]} predictions for {len(frame)} rows")
+    y = frame[target].to_numpy()
+    report: dict[str, Any] = {"rows": len(frame), "overall": compute_metrics(y, scores, names), "slices": {}}
+    for s in gates.slices:
+        try:
+            mask = filter_mask(parse_filter(s.where), frame, s.where)
+        except (KeyError, TypeError, ValueError) as err:
+            report["slices"][s.name] = {"rows": 0, "metrics": {}, "error": str(err).strip("\"'")}
+            continue
+        rows = int(mask.sum())
+        metrics = compute_metrics(y[mask], scores[mask], [t.metric for t in s.thresholds]) if rows else {}
+        report["slices"][s.name] = {"rows": rows, "metrics": metrics, "error": None}
+    return report
