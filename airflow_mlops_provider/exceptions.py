@@ -68,3 +68,8 @@ class DriftDetectedError(MlopsProviderError):
 
 class MissingEvidenceError(MlopsProviderError):
     """Evidence a gate needs (a profile, a report) is absent: the gate fails closed."""
+
+
+class PackagingError(MlopsProviderError):
+    """A model version could not be packaged as a Bento: not READY, unknown alias, a flavor or signature
+    BentoML cannot serve, or a smoke test whose predictions differ from the MLflow model's."""

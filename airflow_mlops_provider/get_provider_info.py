@@ -24,6 +24,12 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "BentoML",
+                "external-doc-url": "https://docs.bentoml.com/",
+                "how-to-guide": ["docs/bentoml.md"],
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "whylogs",
                 "external-doc-url": "https://whylogs.readthedocs.io/",
                 "how-to-guide": ["docs/data-gates.md"],
@@ -51,6 +57,10 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlops_provider.operators.training",
                     "airflow_mlops_provider.operators.registry",
                 ],
+            },
+            {
+                "integration-name": "BentoML",
+                "python-modules": ["airflow_mlops_provider.operators.bentoml"],
             },
         ],
         "sensors": [

@@ -40,6 +40,13 @@ TAG_VALIDATION_REPORT_URI = "mlops.evidence.validation_report_uri"
 TAG_VALIDATION_STATUS = "mlops.evidence.validation_status"
 TAG_TRAINING_PROFILE_URI = "mlops.evidence.training_profile_uri"
 
+# What the packaging step made of a model version (set on the model version).
+TAG_BENTO_TAG = "mlops.bento.tag"
+TAG_BENTO_ARCHIVE_URI = "mlops.bento.archive_uri"
+TAG_BENTO_SMOKE_TEST = "mlops.bento.smoke_test"
+TAG_BENTO_IMAGE = "mlops.bento.image"
+TAG_BENTO_DOCKERFILE_URI = "mlops.bento.dockerfile_uri"
+
 #: Artifact paths (relative to a run's artifact root) used when evidence is logged to the run.
 ARTIFACT_VALIDATION_REPORT = "evidence/validation_report.json"
 ARTIFACT_TRAINING_PROFILE = "evidence/training_profile.bin"

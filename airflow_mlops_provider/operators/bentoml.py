@@ -1,0 +1,521 @@
+"""Package a registered MLflow model version as a smoke-tested BentoML Bento."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlops_provider import lineage
+from airflow_mlops_provider.exceptions import PackagingError
+from airflow_mlops_provider.hooks.mlflow import MlflowHook, mlops_home
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+#: Labels on the BentoML model and the Bento, tying both to the registry.
+LABEL_MODEL_NAME = "mlflow_model_name"
+LABEL_MODEL_VERSION = "mlflow_model_version"
+LABEL_RUN_ID = "mlflow_run_id"
+LABEL_DATA_FINGERPRINT = "data_fingerprint"
+#: The serving subpackage travels in each Bento under this top-level name, apart from the provider.
+SERVING_PACKAGE = "mlops_serving"
+SERVICE_IMPORT = f"{SERVING_PACKAGE}.service:MlflowModelService"
+#: What the service imports besides BentoML and the model's own requirements.
+SERVICE_REQUIREMENTS = ("pandas", "pydantic>=2", "pyyaml")
+CONTAINER_BACKENDS = ("docker", "podman", "buildah", "nerdctl", "buildctl")
+
+
+def bento_name(model_name: str) -> str:
+    """Return a BentoML tag name for a registered model name (lower case, ``[a-z0-9._-]``)."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._")
+    if not name:
+        raise PackagingError(f"model name {model_name!r} gives an empty BentoML tag name")
+    return name[:63]
+
+
+def bentoml_env() -> dict[str, str]:
+    """Return the BentoML variables this provider runs with: its home and no usage tracking."""
+    return {
+        "BENTOML_HOME": os.environ.get("BENTOML_HOME") or str(mlops_home() / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK") or "True",
+    }
+
+
+def read_sample(uri: str, columns: list[dict[str, Any]], rows: int) -> Any:
+    """Return the first ``rows`` rows of a local CSV or Parquet file (or directory of Parquet)."""
+    import pandas as pd
+
+    path = (
+        Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path))
+        if uri.startswith("file://")
+        else Path(uri)
+    )
+    if not path.exists():
+        raise PackagingError(f"evaluation sample {uri!r} does not exist")
+    frame = pd.read_csv(path, nrows=rows) if path.suffix.lower() in (".csv", ".gz") else pd.read_parquet(path)
+    missing = [c["name"] for c in columns if c["name"] not in frame.columns and c.get("required", True)]
+    if missing:
+        raise PackagingError(f"evaluation sample {uri!r} lacks the model's input columns {missing}")
+    return frame.head(rows)
+
+
+class BentoPackageOperator(BaseOperator):
+    """Package a registered MLflow model version as a Bento, smoke-test it and export it.
+
+    Resolves the version (by ``version`` or ``alias``) in the registry and refuses it unless it is
+    READY, has the ``python_function`` flavor and a column-based signature. Imports it into the
+    BentoML model store and builds a Bento, both tagged ``<name>:v<version>``: packaging the same
+    version again reuses them. Serves the Bento on a free loopback port, sends the evaluation sample
+    and requires predictions equal to the registry's pyfunc model's (labels exactly, floats within
+    ``rel_tol``). Only then exports the archive (and its Dockerfile, or builds the image when
+    ``container_backend`` is set and works) and tags the model version. On failure, what this task
+    added to the BentoML store is deleted again.
+
+    Returns ``{bento_tag, model_tag, archive_uri, model_version, labels, image, dockerfile_uri,
+    smoke_test: {status, rows, url}}``.
+
+    :param model_name: Registered model name. (templated)
+    :param alias: Alias to package when ``version`` is not given. (templated)
+    :param version: Model version to package. (templated)
+    :param eval_data_uri: CSV or Parquet sample for the smoke test; default: the model's logged
+        input example. (templated)
+    :param smoke_rows: How many rows of the sample to send.
+    :param smoke_test: Serve and compare before exporting. Without it the model version is tagged
+        ``mlops.bento.smoke_test=skipped``.
+    :param export_uri: Directory for the ``.bento`` archive; default ``$MLOPS_HOME/bentos``. (templated)
+    :param container_backend: Image builder (``docker``, ``podman``...); ``None`` skips the image.
+    :param max_batch_size: Largest batch (and largest request) the service accepts.
+    :param max_latency_ms: Latency budget of a batched request; past it the service answers 503.
+    :param workers: Service worker processes.
+    :param request_timeout_s: Service-side timeout of one request.
+    :param serve_timeout_s: How long the smoke test waits for the Bento to become ready.
+    :param rel_tol: Relative tolerance for float predictions in the smoke test.
+    :param mlflow_conn_id: The ``mlflow`` connection.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "alias", "version", "eval_data_uri", "export_uri")
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        alias: str | None = "champion",
+        version: str | int | None = None,
+        eval_data_uri: str | None = None,
+        smoke_rows: int = 32,
+        smoke_test: bool = True,
+        export_uri: str | None = None,
+        container_backend: str | None = None,
+        max_batch_size: int = 64,
+        max_latency_ms: int = 1000,
+        workers: int = 1,
+        request_timeout_s: float = 30.0,
+        serve_timeout_s: float = 180.0,
+        rel_tol: float = 1e-6,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.alias = alias
+        self.version = version
+        self.eval_data_uri = eval_data_uri
+        self.smoke_rows = smoke_rows
+        self.smoke_test = smoke_test
+        self.export_uri = export_uri
+        self.container_backend = container_backend
+        self.max_batch_size = max_batch_size
+        self.max_latency_ms = max_latency_ms
+        self.workers = workers
+        self.request_timeout_s = request_timeout_s
+        self.serve_timeout_s = serve_timeout_s
+        self.rel_tol = rel_tol
+        self.mlflow_conn_id = mlflow_conn_id
+        self._server: Any = None
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        return MlflowHook(self.mlflow_conn_id)
+
+    # -- resolving -------------------------------------------------------------------------------
+
+    def resolve_version(self, client: MlflowClient) -> ModelVersion:
+        """Return the model version to package, or raise naming what is wrong with it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if self.version not in (None, ""):
+                mv = client.get_model_version(self.model_name, str(self.version))
+            elif self.alias:
+                mv = client.get_model_version_by_alias(self.model_name, self.alias)
+            else:
+                raise PackagingError("give a version or an alias of the model to package")
+        except MlflowException as err:
+            what = f"version {self.version}" if self.version not in (None, "") else f"alias {self.alias!r}"
+            raise PackagingError(
+                f"registered model {self.model_name!r} has no {what}: {err.message}"
+            ) from None
+        if mv.status != "READY":
+            raise PackagingError(
+                f"model {self.model_name!r} version {mv.version} is {mv.status}, expected READY"
+                + (f" ({mv.status_message})" if mv.status_message else "")
+            )
+        return mv
+
+    def check_servable(self, model_uri: str) -> list[dict[str, Any]]:
+        """Return the input columns of the model at ``model_uri``, or raise unless BentoML can serve it."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import get_model_info
+
+        from airflow_mlops_provider.serving.schema import SignatureError, input_columns
+
+        try:
+            info = get_model_info(model_uri)
+        except (MlflowException, OSError) as err:
+            raise PackagingError(f"{model_uri} is not an MLflow model: {err}") from None
+        if "python_function" not in info.flavors:
+            raise PackagingError(
+                f"{model_uri} has flavors {sorted(info.flavors)}; BentoML serves MLflow models with the "
+                f"'python_function' flavor only"
+            )
+        try:
+            return input_columns({"signature": info.signature.to_dict() if info.signature else None})
+        except SignatureError as err:
+            raise PackagingError(f"{model_uri}: {err}") from None
+
+    def labels(self, client: MlflowClient, mv: ModelVersion) -> dict[str, str]:
+        """Return the lineage labels of the model version: name, version, run id, data fingerprint."""
+        fingerprint = mv.tags.get(lineage.TAG_DATA_FINGERPRINT, "")
+        if not fingerprint and mv.run_id:
+            fingerprint = client.get_run(mv.run_id).data.tags.get(lineage.TAG_DATA_FINGERPRINT, "")
+        return {
+            LABEL_MODEL_NAME: mv.name,
+            LABEL_MODEL_VERSION: str(mv.version),
+            LABEL_RUN_ID: mv.run_id or "",
+            LABEL_DATA_FINGERPRINT: fingerprint or "unknown",
+        }
+
+    # -- the task --------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        os.environ.update(bentoml_env())
+        client = self.hook.get_client()
+        mv = self.resolve_version(client)
+        model_uri = f"models:/{mv.name}/{mv.version}"
+        columns = self.check_servable(model_uri)
+        labels = self.labels(client, mv)
+        tag = f"{bento_name(mv.name)}:v{mv.version}"
+        self.log.info(
+            "Packaging %s as Bento %s (BENTOML_HOME=%s)", model_uri, tag, os.environ["BENTOML_HOME"]
+        )
+
+        import bentoml
+
+        created: list[tuple[str, str]] = []
+        try:
+            bento_model = self._import_model(tag, model_uri, labels, created)
+            bento = self._build_bento(tag, bento_model, labels, created)
+            if self.smoke_test:
+                smoke = self.run_smoke_test(tag, model_uri, bento_model, columns)
+            else:
+                self.log.warning("Smoke test disabled: Bento %s is exported untested", tag)
+                smoke = {"status": "skipped"}
+            archive_uri = self._export(bento, created)
+            image, dockerfile_uri = self._image_or_dockerfile(tag, Path(archive_uri).parent)
+        except BaseException:
+            for kind, what in reversed(created):
+                self._delete(kind, what)
+            raise
+
+        tags = {
+            lineage.TAG_BENTO_TAG: tag,
+            lineage.TAG_BENTO_ARCHIVE_URI: archive_uri,
+            lineage.TAG_BENTO_SMOKE_TEST: smoke["status"],
+        }
+        if image:
+            tags[lineage.TAG_BENTO_IMAGE] = image
+        if dockerfile_uri:
+            tags[lineage.TAG_BENTO_DOCKERFILE_URI] = dockerfile_uri
+        for key, value in tags.items():
+            client.set_model_version_tag(mv.name, str(mv.version), key, value)
+        self.log.info("Bento %s exported to %s", tag, archive_uri)
+        return {
+            "bento_tag": tag,
+            "model_tag": str(bento_model.tag),
+            "archive_uri": archive_uri,
+            "model_version": str(mv.version),
+            "model_name": mv.name,
+            "labels": labels,
+            "image": image,
+            "dockerfile_uri": dockerfile_uri,
+            "smoke_test": smoke,
+            "bentoml_version": bentoml.__version__,
+        }
+
+    def _import_model(
+        self, tag: str, model_uri: str, labels: dict[str, str], created: list[tuple[str, str]]
+    ) -> Any:
+        import bentoml
+        from bentoml.exceptions import NotFound
+
+        try:
+            existing = bentoml.models.get(tag)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if existing.info.labels.get(LABEL_RUN_ID) != labels[LABEL_RUN_ID]:
+                raise PackagingError(
+                    f"the BentoML model store already holds {tag} from run "
+                    f"{existing.info.labels.get(LABEL_RUN_ID)!r}, not {labels[LABEL_RUN_ID]!r}: "
+                    f"delete it (bentoml models delete {tag}) to repackage"
+                )
+            self.log.info("BentoML model %s already imported: reusing it", tag)
+            return existing
+        self.log.info("Importing %s into the BentoML model store as %s", model_uri, tag)
+        # BentoML writes the model aside and saves it only when the import succeeds.
+        model = bentoml.mlflow.import_model(
+            tag,
+            model_uri,
+            signatures={"predict": {"batchable": True}},
+            labels=labels,
+            metadata={"mlflow_model_uri": model_uri},
+        )
+        created.append(("model", tag))
+        return model
+
+    def _build_bento(
+        self, tag: str, bento_model: Any, labels: dict[str, str], created: list[tuple[str, str]]
+    ) -> Any:
+        import bentoml
+        from bentoml.exceptions import NotFound
+
+        from airflow_mlops_provider import serving
+
+        try:
+            existing = bentoml.get(tag)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if existing.info.labels.get(LABEL_RUN_ID) != labels[LABEL_RUN_ID]:
+                raise PackagingError(
+                    f"the Bento store already holds {tag} built from run "
+                    f"{existing.info.labels.get(LABEL_RUN_ID)!r}, not {labels[LABEL_RUN_ID]!r}: "
+                    f"delete it (bentoml delete {tag}) to repackage"
+                )
+            self.log.info("Bento %s already built: reusing it", tag)
+            return existing
+
+        name, version = tag.split(":")
+        with tempfile.TemporaryDirectory(prefix="bento-build-") as ctx:
+            shutil.copytree(
+                Path(serving.__file__).parent,
+                Path(ctx, SERVING_PACKAGE),
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+            config = {
+                "model_tag": str(bento_model.tag),
+                "service_name": name.replace("-", "_").replace(".", "_"),
+                "max_batch_size": self.max_batch_size,
+                "max_latency_ms": self.max_latency_ms,
+                "workers": self.workers,
+                "timeout_s": self.request_timeout_s,
+                "labels": labels,
+            }
+            Path(ctx, "bento_config.json").write_text(json.dumps(config, indent=2))
+            # The model's own pinned requirements, plus what the service itself imports. Not locked:
+            # locking resolves against a package index, which a worker may not reach.
+            requirements = Path(bento_model.path_of("mlflow_model"), "requirements.txt")
+            lines = requirements.read_text().splitlines() if requirements.exists() else []
+            Path(ctx, "requirements.txt").write_text("\n".join([*lines, *SERVICE_REQUIREMENTS]) + "\n")
+            python = {"requirements_txt": "requirements.txt", "lock_packages": False}
+            self.log.info("Building Bento %s", tag)
+            # BentoML imports the service to build it; a service of an earlier build in this
+            # process would otherwise answer from the module cache with its own model.
+            _forget_modules(SERVING_PACKAGE)
+            try:
+                bento = bentoml.build(
+                    SERVICE_IMPORT,
+                    name=name,
+                    version=version,
+                    build_ctx=ctx,
+                    include=[f"{SERVING_PACKAGE}/*.py", "bento_config.json"],
+                    labels=labels,
+                    description=f"MLflow model {labels[LABEL_MODEL_NAME]} version {labels[LABEL_MODEL_VERSION]}",
+                    python=python,
+                )
+            finally:
+                _forget_modules(SERVING_PACKAGE)
+            created.append(("bento", tag))
+            return bento
+
+    def _delete(self, kind: str, tag: str) -> None:
+        """Remove what this task created: a ``bento`` or ``model`` by tag, an ``archive`` by path."""
+        import bentoml
+
+        try:
+            if kind == "archive":
+                Path(tag).unlink(missing_ok=True)
+            elif kind == "bento":
+                bentoml.delete(tag)
+            else:
+                bentoml.models.delete(tag)
+            self.log.info("Removed half-built %s %s from the BentoML store", kind, tag)
+        except Exception as err:
+            self.log.warning("Could not remove %s %s from the BentoML store: %s", kind, tag, err)
+
+    # -- smoke test ------------------------------------------------------------------------------
+
+    def smoke_sample(self, bento_model: Any, columns: list[dict[str, Any]]) -> Any:
+        """Return the rows to smoke-test with: ``eval_data_uri``, else the model's input example."""
+        if self.eval_data_uri:
+            return read_sample(self.eval_data_uri, columns, self.smoke_rows)
+        from mlflow.models import Model
+
+        path = bento_model.path_of("mlflow_model")
+        example = Model.load(path).load_input_example(path)
+        if example is None:
+            raise PackagingError(
+                "no evaluation sample for the smoke test: pass eval_data_uri, or log the model with an "
+                "input_example"
+            )
+        import pandas as pd
+
+        frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
+        return frame.head(self.smoke_rows)
+
+    def run_smoke_test(
+        self, tag: str, model_uri: str, bento_model: Any, columns: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Serve the Bento on loopback and require its predictions to equal the pyfunc model's."""
+        import mlflow.pyfunc
+
+        from airflow_mlops_provider.serving.schema import compare_predictions, to_frame, to_json, to_records
+        from airflow_mlops_provider.stack import free_port, start_process, wait_http
+
+        records = to_records(self.smoke_sample(bento_model, columns), columns)
+        expected = to_json(mlflow.pyfunc.load_model(model_uri).predict(to_frame(records, columns)))
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log_path = Path(tempfile.mkdtemp(prefix="bento-smoke-")) / "serve.log"
+        command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)]
+        self.log.info("Smoke test: serving %s at %s (log %s)", tag, url, log_path)
+        started = time.monotonic()
+        self._server = start_process("bentoml-smoke", command, {**os.environ, **bentoml_env()}, log_path)
+        try:
+            try:
+                wait_http(f"{url}/readyz", self.serve_timeout_s, proc=self._server, log_path=log_path)
+            except (RuntimeError, TimeoutError) as err:
+                raise PackagingError(f"smoke test: the Bento {tag} did not become ready: {err}") from None
+            ready_s = time.monotonic() - started
+            actual: list[Any] = []
+            for start in range(0, len(records), self.max_batch_size):
+                actual.extend(
+                    post_json(f"{url}/predict", {"rows": records[start : start + self.max_batch_size]})
+                )
+        finally:
+            self._server.stop()
+            self._server = None
+            # Errors above already carry the tail of this log.
+            shutil.rmtree(log_path.parent, ignore_errors=True)
+        mismatches = compare_predictions(expected, actual, rel_tol=self.rel_tol)
+        if mismatches:
+            raise PackagingError(
+                f"smoke test failed: the Bento {tag} answered differently from {model_uri} on "
+                f"{len(mismatches)} of {len(records)} rows: " + "; ".join(mismatches[:5])
+            )
+        self.log.info("Smoke test passed: %d rows agree (ready in %.1fs)", len(records), ready_s)
+        return {"status": "passed", "rows": len(records), "ready_s": round(ready_s, 1)}
+
+    # -- export ----------------------------------------------------------------------------------
+
+    def _export(self, bento: Any, created: list[tuple[str, str]]) -> str:
+        import bentoml
+
+        directory = Path(self.export_uri or mlops_home() / "bentos")
+        if str(directory).startswith("file:"):
+            directory = Path(urllib.parse.unquote(urllib.parse.urlsplit(str(directory)).path))
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{bento.tag.name}-{bento.tag.version}.bento"
+        existed = target.exists()
+        # Written aside, then renamed: a reader never sees half an archive, a rerun replaces it whole.
+        with tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial:
+            Path(bentoml.export_bento(bento.tag, str(Path(partial, target.name)))).replace(target)
+        if not existed:
+            created.append(("archive", str(target)))
+        return str(target)
+
+    def _image_or_dockerfile(self, tag: str, directory: Path) -> tuple[str | None, str | None]:
+        import bentoml
+
+        backend = self.container_backend
+        if backend and self._backend_works(backend):
+            self.log.info("Building container image %s with %s", tag, backend)
+            build: Any = bentoml.container.build  # overloaded per backend literal
+            build(tag, backend=backend, image_tag=(tag,))
+            return tag, None
+        if backend:
+            self.log.warning("Image builder %r is not available here: container image skipped", backend)
+        else:
+            self.log.info("No image builder configured: container image skipped")
+        dockerfile = directory / f"{tag.replace(':', '-')}.Dockerfile"
+        bentoml.container.get_containerfile(tag, output_path=str(dockerfile))
+        self.log.info("Dockerfile for %s written to %s", tag, dockerfile)
+        return None, str(dockerfile)
+
+    def _backend_works(self, backend: str) -> bool:
+        if backend not in CONTAINER_BACKENDS:
+            raise PackagingError(f"container_backend={backend!r}; expected one of {list(CONTAINER_BACKENDS)}")
+        executable = shutil.which(backend)
+        if not executable:
+            return False
+        probe = (
+            [executable, "info"] if backend in ("docker", "podman", "nerdctl") else [executable, "--version"]
+        )
+        try:
+            return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    def on_kill(self) -> None:
+        if self._server is not None:
+            try:
+                self._server.stop()
+            except Exception as err:
+                self.log.warning("Could not stop the smoke-test server: %s", err)
+
+
+def _forget_modules(package: str) -> None:
+    for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+        del sys.modules[module]
+
+
+def post_json(url: str, body: Any, timeout: float = 60) -> Any:
+    """POST ``body`` as JSON and return the decoded answer, or raise with the status and error."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode(errors="replace")[:1000]
+        raise PackagingError(f"smoke test: POST {url} answered HTTP {err.code}: {detail}") from None
