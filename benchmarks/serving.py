@@ -50,16 +50,6 @@ os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps(
 )
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-FEATURES = [
-    "tenure",
-    "contract",
-    "monthly_charges",
-    "support_calls",
-    "days_since_last_login",
-    "senior_citizen",
-    "payment_method",
-]
-CATEGORICAL = ["contract", "payment_method"]
 MODEL_NAME = "churn-serving-bench"
 
 FASTAPI_APP = textwrap.dedent(
@@ -85,29 +75,11 @@ def register_model() -> tuple[str, str, list[dict[str, Any]]]:
     """Train, log and register the model; return its name, version and sample request rows."""
     import mlflow
     from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from airflow_mlops_provider.examples.churn import TARGET, generate_week
+    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
 
     train = generate_week(rows=5_000, seed=1)
-    numeric = [c for c in FEATURES if c not in CATEGORICAL]
-    pipeline = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [
-                        ("num", StandardScaler(), numeric),
-                        ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-                    ]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
-    ).fit(train[FEATURES], train[TARGET])
+    pipeline = fit_baseline_model(train)
     # Artifacts go under the throwaway directory, not into ./mlruns.
     mlflow.create_experiment("serving-bench", artifact_location=(WORK / "artifacts").as_uri())
     mlflow.set_experiment("serving-bench")

@@ -14,7 +14,7 @@ Churn depends on the features through a fixed logistic model, so a model can lea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,3 +86,34 @@ def write_week(
     path.parent.mkdir(parents=True, exist_ok=True)
     generate_week(kind, rows=rows, seed=seed, week=week).to_csv(path, index=False)
     return path
+
+
+#: The model's input columns (everything but the id and the target).
+FEATURES = [
+    "tenure",
+    "contract",
+    "monthly_charges",
+    "support_calls",
+    "days_since_last_login",
+    "senior_citizen",
+    "payment_method",
+]
+
+
+def fit_baseline_model(frame: pd.DataFrame) -> Any:
+    """Fit a quick logistic-regression churn model on ``frame`` (for tests, benchmarks and docs).
+
+    Only scaler, one-hot encoder and classifier: types MLflow's skops format trusts by default.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    categorical = ["contract", "payment_method"]
+    numeric = [c for c in FEATURES if c not in categorical]
+    prep = ColumnTransformer(
+        [("num", StandardScaler(), numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)]
+    )
+    pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression(max_iter=500))])
+    return pipeline.fit(frame[FEATURES], frame[TARGET])

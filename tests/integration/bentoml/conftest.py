@@ -18,16 +18,6 @@ from airflow_mlops_provider import lineage
 from airflow_mlops_provider.stack import ManagedProcess, free_port, start_process, wait_http
 from tests.conftest import SESSION_DIR
 
-FEATURES = [
-    "tenure",
-    "contract",
-    "monthly_charges",
-    "support_calls",
-    "days_since_last_login",
-    "senior_citizen",
-    "payment_method",
-]
-CATEGORICAL = ["contract", "payment_method"]
 FINGERPRINT = "sha256:" + "ab" * 32
 
 
@@ -78,29 +68,11 @@ def registered(client: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPat
     and make it the champion."""
     import mlflow
     from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from airflow_mlops_provider.examples.churn import TARGET, generate_week
+    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
 
     train = generate_week(rows=2_000, seed=1)
-    numeric = [c for c in FEATURES if c not in CATEGORICAL]
-    pipeline = Pipeline(
-        [
-            (
-                "prep",
-                ColumnTransformer(
-                    [
-                        ("num", StandardScaler(), numeric),
-                        ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-                    ]
-                ),
-            ),
-            ("clf", LogisticRegression(max_iter=500)),
-        ]
-    ).fit(train[FEATURES], train[TARGET])
+    pipeline = fit_baseline_model(train)
 
     name = f"churn-bento-{uuid.uuid4().hex[:6]}"
     mlflow.set_tracking_uri(mlflow_server.url)

@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from airflow_mlops_provider import lineage
+from airflow_mlops_provider.examples.churn import FEATURES
 from airflow_mlops_provider.exceptions import PackagingError
 from airflow_mlops_provider.operators.bentoml import (
     LABEL_DATA_FINGERPRINT,
     LABEL_RUN_ID,
     BentoPackageOperator,
 )
-from tests.integration.bentoml.conftest import FEATURES, FINGERPRINT, Registered, make_context
+from tests.integration.bentoml.conftest import FINGERPRINT, Registered, make_context
 
 pytestmark = pytest.mark.integration
 
