@@ -7,7 +7,7 @@ as a family. Messages name the bad value and what was expected.
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class MlopsProviderError(AirflowException):
@@ -51,8 +51,10 @@ class DatasetReadError(MlopsProviderError):
     """A dataset is missing, empty, unreadable or not in the expected format."""
 
 
-class DataValidationError(MlopsProviderError):
+class DataValidationError(MlopsProviderError, AirflowFailException):
     """A dataset broke its contract: at least one ``fail`` check did not pass.
+
+    The task fails without retries: the same data breaks the same contract again.
 
     :param failures: The failed checks (``airflow_mlops_provider.data.contract.CheckResult``).
     """
@@ -66,8 +68,8 @@ class DriftDetectedError(MlopsProviderError):
     """Drift crossed the threshold at which the task was told to fail."""
 
 
-class MissingEvidenceError(MlopsProviderError):
-    """Evidence a gate needs (a profile, a report) is absent: the gate fails closed."""
+class MissingEvidenceError(MlopsProviderError, AirflowFailException):
+    """Evidence a gate needs (a profile, a report) is absent: the gate fails closed, without retries."""
 
 
 class PackagingError(MlopsProviderError):

@@ -46,3 +46,25 @@ def test_before_the_first_champion_the_checks_say_there_is_nothing_to_compare(ai
     assert states["no_drift"] == "success"
     assert states["drift_found"] == "skipped"
     assert "has no 'champion' version yet" in log
+
+
+def test_a_broken_contract_is_not_retried(airflow_db, champion, data):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    _, run_id = run_dag(
+        "drift_monitor",
+        {"inference_uri": data["zero_fill"], "model_name": champion[0]},
+        DAGS,
+        expect_success=False,
+    )
+    with create_session() as session:
+        tries = session.scalar(
+            select(TaskInstance.try_number).where(
+                TaskInstance.dag_id == "drift_monitor",
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == "validate_inference_batch",
+            )
+        )
+    assert tries == 1  # retries=1 in the DAG, yet one try: the same data breaks the same contract again
