@@ -1,0 +1,243 @@
+"""Continuous training of the churn model: weekly, or as soon as new data or drift arrives.
+
+ingest (content-addressed snapshot, fingerprint, train/eval split) → validate (explicit contract plus
+one derived from the champion's training data) → profile → drift check against the champion →
+skip when the data is what the champion was trained on → train (``MLflowTrainingOperator``, runtime
+from ``[mlops] training_runtime``) → gated promotion (with human approval when asked) → BentoML
+packaging of the champion → an event for the ``churn_champion`` asset.
+
+Scheduled every Monday at 03:00 UTC **or** when the ``churn_batch`` asset (new data) or the
+``churn_drift`` asset (``drift_monitor`` found drift) is updated; one run at a time.
+
+Needs: the ``mlflow_default`` connection; for the kubernetes runtime, ``kubernetes_default`` and the
+trainer image. Data lives under ``$MLOPS_HOME/data`` unless ``data_uri`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from airflow_mlops_provider.operators.bentoml import BentoPackageOperator
+from airflow_mlops_provider.operators.drift import DriftCheckOperator
+from airflow_mlops_provider.operators.profiling import WhylogsProfileOperator
+from airflow_mlops_provider.operators.registry import ModelPromotionOperator, gated_promotion
+from airflow_mlops_provider.operators.training import MLflowTrainingOperator
+from airflow_mlops_provider.operators.validation import DataValidationOperator
+
+MLOPS_HOME = os.environ.get("MLOPS_HOME", os.path.expanduser("~/.mlops"))
+CHURN_BATCH = Asset(name="churn_batch", uri="mlops://churn/batch")
+CHURN_DRIFT = Asset(name="churn_drift", uri="mlops://churn/drift")
+CHURN_CHAMPION = Asset(name="churn_champion", uri="mlops://churn/champion")
+#: One seed for the train/eval split and the model: same data + params + seed = same model.
+SEED = 42
+
+# [START churn_contract]
+# Rules that hold whatever the champion was trained on; the derived contract adds the rest.
+CONTRACT = {
+    "name": "churn",
+    "min_rows": 500,
+    "columns": {
+        "customer_id": {"dtype": "string", "unique": True},
+        "tenure": {"dtype": "integral", "max_null_fraction": 0.01, "min_value": 0, "max_value": 100},
+        "contract": {"dtype": "string", "allowed_values": ["month-to-month", "one-year", "two-year"]},
+        "monthly_charges": {"dtype": "numeric", "min_value": 0},
+        "days_since_last_login": {"dtype": "numeric", "max_null_fraction": 0.01, "min_value": 0},
+        "churned": {"dtype": "integral", "min_value": 0, "max_value": 1},
+    },
+}
+# [END churn_contract]
+
+# [START churn_gates]
+GATES = """
+thresholds:
+  - roc_auc >= {{ params.min_roc_auc }}
+no_regression:
+  - {metric: roc_auc, tolerance: {{ params.regression_tolerance }}}
+slices:
+  - name: month_to_month
+    where: 'contract == "month-to-month"'
+    thresholds: [roc_auc >= {{ params.min_slice_roc_auc }}]
+    min_rows: 50
+latency: {p95_ms: 500, sample_rows: 100, repeats: 10}
+"""
+# [END churn_gates]
+
+with DAG(
+    dag_id="continuous_training",
+    description="Validate, profile, check drift, retrain, promote through gates and package the churn model",
+    # [START schedule]
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=(CHURN_BATCH | CHURN_DRIFT)
+    ),
+    # [END schedule]
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "training", "churn"],
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2), "execution_timeout": timedelta(hours=2)},
+    params={
+        "data_uri": Param(
+            os.path.join(MLOPS_HOME, "data", "incoming", "latest.csv"),
+            type="string",
+            minLength=1,
+            description="The new batch: CSV or Parquet file, partition directory or glob",
+        ),
+        "model_name": Param(
+            "churn", type="string", pattern="^[A-Za-z0-9_.-]+$", description="Registered model"
+        ),
+        "n_estimators": Param(100, type="integer", minimum=10, maximum=1000, description="Boosting rounds"),
+        "learning_rate": Param(
+            0.1, type="number", exclusiveMinimum=0, maximum=1, description="Learning rate"
+        ),
+        "max_depth": Param(3, type="integer", minimum=1, maximum=10, description="Tree depth"),
+        "gpus": Param(0, type="integer", minimum=0, maximum=8, description="GPUs for the training pod"),
+        "min_roc_auc": Param(0.70, type="number", minimum=0, maximum=1, description="Gate: ROC AUC at least"),
+        "min_slice_roc_auc": Param(
+            0.65, type="number", minimum=0, maximum=1, description="Gate: on month-to-month"
+        ),
+        "regression_tolerance": Param(
+            0.02,
+            type="number",
+            minimum=0,
+            maximum=0.5,
+            description="Gate: ROC AUC may drop this much vs the champion",
+        ),
+        "require_approval": Param(
+            False, type="boolean", description="Wait for a human to approve the promotion"
+        ),
+        "force_retrain": Param(False, type="boolean", description="Retrain even on the champion's own data"),
+    },
+    doc_md=__doc__,
+) as dag:
+    # [START ingest]
+    @task
+    def ingest(data_uri: str) -> dict[str, str]:
+        """Snapshot the batch to a content-addressed place and split it into train and eval."""
+        from airflow_mlops_provider.data.datasets import read_dataframe
+        from airflow_mlops_provider.lineage import data_fingerprint
+
+        fingerprint = data_fingerprint(data_uri)
+        snapshot = os.path.join(MLOPS_HOME, "data", "snapshots", fingerprint.replace(":", "-"))
+        os.makedirs(snapshot, exist_ok=True)
+        batch = read_dataframe(data_uri)
+        paths = {name: os.path.join(snapshot, f"{name}.csv") for name in ("batch", "train", "eval")}
+        if not all(os.path.exists(p) for p in paths.values()):
+            holdout = batch.sample(frac=0.2, random_state=SEED)
+            batch.to_csv(paths["batch"], index=False)
+            # The id is not a feature: train and eval leave it out.
+            batch.drop(index=holdout.index).drop(columns=["customer_id"]).to_csv(paths["train"], index=False)
+            holdout.drop(columns=["customer_id"]).to_csv(paths["eval"], index=False)
+        return {
+            "batch_uri": paths["batch"],
+            "train_uri": paths["train"],
+            "eval_uri": paths["eval"],
+            "data_fingerprint": fingerprint,
+            "train_fingerprint": data_fingerprint(paths["train"]),
+        }
+
+    # [END ingest]
+    snapshot = ingest("{{ params.data_uri }}")
+
+    validate = DataValidationOperator(
+        task_id="validate",
+        dataset_uri="{{ ti.xcom_pull(task_ids='ingest')['batch_uri'] }}",
+        contract=CONTRACT,
+        reference_model_name="{{ params.model_name }}",
+    )
+    profile = WhylogsProfileOperator(
+        task_id="profile_training_data", dataset_uri="{{ ti.xcom_pull(task_ids='ingest')['train_uri'] }}"
+    )
+    drift = DriftCheckOperator(
+        task_id="check_drift",
+        target_profile_uri="{{ ti.xcom_pull(task_ids='profile_training_data')['profile_uri'] }}",
+        reference_model_name="{{ params.model_name }}",
+        on_missing_reference="skip",
+    )
+
+    # [START skip_unchanged]
+    @task.branch
+    def decide(model_name: str, train_fingerprint: str, force_retrain: str) -> str:
+        """Skip retraining on the data the champion was trained on, unless forced."""
+        from mlflow.exceptions import MlflowException
+
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+        from airflow_mlops_provider.lineage import TAG_DATA_FINGERPRINT
+
+        client = MlflowHook().get_client()
+        try:
+            champion = client.get_model_version_by_alias(model_name, "champion")
+        except MlflowException:
+            champion = None
+        if champion is not None and str(force_retrain).lower() != "true":
+            trained_on = client.get_run(champion.run_id).data.tags.get(TAG_DATA_FINGERPRINT)
+            if trained_on == train_fingerprint:
+                print(
+                    f"Not retraining: champion {model_name} v{champion.version} was trained on this very "
+                    f"data ({train_fingerprint}); set force_retrain to retrain anyway."
+                )
+                return "skip_retraining"
+        return "train"
+
+    # [END skip_unchanged]
+    choice = decide(
+        "{{ params.model_name }}",
+        "{{ ti.xcom_pull(task_ids='ingest')['train_fingerprint'] }}",
+        "{{ params.force_retrain }}",
+    )
+    skip = EmptyOperator(task_id="skip_retraining")
+
+    # [START train]
+    train = MLflowTrainingOperator(
+        task_id="train",
+        experiment_name="{{ params.model_name }}",
+        entrypoint="airflow_mlops_provider.training.examples:train_sklearn",
+        train_uri="{{ ti.xcom_pull(task_ids='ingest')['train_uri'] }}",
+        eval_uri="{{ ti.xcom_pull(task_ids='ingest')['eval_uri'] }}",
+        target="churned",
+        training_params={
+            "n_estimators": "{{ params.n_estimators }}",
+            "learning_rate": "{{ params.learning_rate }}",
+            "max_depth": "{{ params.max_depth }}",
+        },
+        seed=SEED,
+        validation_report_uri="{{ ti.xcom_pull(task_ids='validate')['report_uri'] }}",
+        validation_status="{{ ti.xcom_pull(task_ids='validate')['status'] }}",
+        training_profile_uri="{{ ti.xcom_pull(task_ids='profile_training_data')['profile_uri'] }}",
+    )
+    # [END train]
+
+    @task.branch
+    def approval_or_not(require_approval: str) -> str:
+        return "gated.evaluate" if str(require_approval).lower() == "true" else "promote"
+
+    route = approval_or_not("{{ params.require_approval }}")
+    promotion_args = {
+        "candidate": "{{ ti.xcom_pull(task_ids='train')['run_id'] }}",
+        "registered_model_name": "{{ params.model_name }}",
+        "eval_data_uri": "{{ ti.xcom_pull(task_ids='ingest')['eval_uri'] }}",
+        "target_column": "churned",
+        "gates": GATES,
+        "drift_summary": "{{ ti.xcom_pull(task_ids='check_drift') }}",
+    }
+    # [START promote]
+    promote = ModelPromotionOperator(task_id="promote", on_reject="return", **promotion_args)
+    gated = gated_promotion(group_id="gated", require_approval=True, **promotion_args)
+    # [END promote]
+
+    package = BentoPackageOperator(
+        task_id="package_champion",
+        model_name="{{ params.model_name }}",
+        alias="champion",
+        eval_data_uri="{{ ti.xcom_pull(task_ids='ingest')['eval_uri'] }}",
+        trigger_rule="none_failed_min_one_success",
+        outlets=[CHURN_CHAMPION],
+    )
+
+    snapshot >> validate >> profile >> drift >> choice >> [train, skip]
+    train >> route >> [promote, gated]
+    [promote, gated] >> package
