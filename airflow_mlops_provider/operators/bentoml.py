@@ -274,19 +274,11 @@ class BentoPackageOperator(BaseOperator):
         self, tag: str, model_uri: str, labels: dict[str, str], created: list[tuple[str, str]]
     ) -> Any:
         import bentoml
-        from bentoml.exceptions import NotFound
 
-        try:
-            existing = bentoml.models.get(tag)
-        except NotFound:
-            existing = None
+        existing = self._existing_from_same_run(
+            bentoml.models.get, tag, labels, "BentoML model store", f"bentoml models delete {tag}"
+        )
         if existing is not None:
-            if existing.info.labels.get(LABEL_RUN_ID) != labels[LABEL_RUN_ID]:
-                raise PackagingError(
-                    f"the BentoML model store already holds {tag} from run "
-                    f"{existing.info.labels.get(LABEL_RUN_ID)!r}, not {labels[LABEL_RUN_ID]!r}: "
-                    f"delete it (bentoml models delete {tag}) to repackage"
-                )
             self.log.info("BentoML model %s already imported: reusing it", tag)
             return existing
         self.log.info("Importing %s into the BentoML model store as %s", model_uri, tag)
@@ -301,25 +293,39 @@ class BentoPackageOperator(BaseOperator):
         created.append(("model", tag))
         return model
 
+    @staticmethod
+    def _existing_from_same_run(
+        get: Any, tag: str, labels: dict[str, str], store: str, delete_cmd: str
+    ) -> Any:
+        """Return the store's entry for ``tag`` when it came from the same MLflow run, ``None`` when absent.
+
+        Rebuilding the same model version is idempotent; the same tag from another run is refused.
+        """
+        from bentoml.exceptions import NotFound
+
+        try:
+            existing = get(tag)
+        except NotFound:
+            return None
+        found = existing.info.labels.get(LABEL_RUN_ID)
+        if found != labels[LABEL_RUN_ID]:
+            raise PackagingError(
+                f"the {store} already holds {tag} from run {found!r}, not {labels[LABEL_RUN_ID]!r}: "
+                f"delete it ({delete_cmd}) to repackage"
+            )
+        return existing
+
     def _build_bento(
         self, tag: str, bento_model: Any, labels: dict[str, str], created: list[tuple[str, str]]
     ) -> Any:
         import bentoml
-        from bentoml.exceptions import NotFound
 
         from airflow_mlops_provider import serving
 
-        try:
-            existing = bentoml.get(tag)
-        except NotFound:
-            existing = None
+        existing = self._existing_from_same_run(
+            bentoml.get, tag, labels, "Bento store", f"bentoml delete {tag}"
+        )
         if existing is not None:
-            if existing.info.labels.get(LABEL_RUN_ID) != labels[LABEL_RUN_ID]:
-                raise PackagingError(
-                    f"the Bento store already holds {tag} built from run "
-                    f"{existing.info.labels.get(LABEL_RUN_ID)!r}, not {labels[LABEL_RUN_ID]!r}: "
-                    f"delete it (bentoml delete {tag}) to repackage"
-                )
             self.log.info("Bento %s already built: reusing it", tag)
             return existing
 

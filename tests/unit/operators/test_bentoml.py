@@ -49,3 +49,30 @@ def test_importing_the_operator_imports_no_heavy_library() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_store_entry_from_another_run_is_refused_and_one_from_the_same_run_reused():
+    from types import SimpleNamespace
+
+    from bentoml.exceptions import NotFound
+
+    from airflow_mlops_provider.exceptions import PackagingError
+    from airflow_mlops_provider.operators.bentoml import LABEL_RUN_ID, BentoPackageOperator
+
+    entry = SimpleNamespace(info=SimpleNamespace(labels={LABEL_RUN_ID: "run-a"}))
+
+    def missing(tag):
+        raise NotFound(tag)
+
+    find = BentoPackageOperator._existing_from_same_run
+    assert (
+        find(lambda tag: entry, "churn:v1", {LABEL_RUN_ID: "run-a"}, "Bento store", "bentoml delete churn:v1")
+        is entry
+    )
+    assert (
+        find(missing, "churn:v1", {LABEL_RUN_ID: "run-a"}, "Bento store", "bentoml delete churn:v1") is None
+    )
+    with pytest.raises(
+        PackagingError, match=r"Bento store already holds churn:v1 from run 'run-a', not 'run-b'"
+    ):
+        find(lambda tag: entry, "churn:v1", {LABEL_RUN_ID: "run-b"}, "Bento store", "bentoml delete churn:v1")
