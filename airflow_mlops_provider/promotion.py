@@ -456,6 +456,19 @@ def measure_latency(model: Any, frame: pd.DataFrame, budget: LatencyBudget) -> d
 # --- the lease ---------------------------------------------------------------------------------
 
 
+_WRITE_CONFLICT = re.compile(r"unique constraint|integrityerror|duplicate key", re.IGNORECASE)
+
+
+def _is_write_conflict(err: Exception) -> bool:
+    """Whether a tag write failed because a concurrent writer inserted the same row first.
+
+    MLflow's SQL store creates a tag with a read-then-insert; two first writes of one tag race, and the
+    loser gets the database's uniqueness error (SQLite ``UNIQUE constraint``, PostgreSQL ``duplicate
+    key``) back as a ``RestException``. Its write did not land.
+    """
+    return _WRITE_CONFLICT.search(str(err)) is not None
+
+
 @dataclass(frozen=True)
 class LeaseSettings:
     """Timing of :class:`RegistryLease`.
@@ -537,7 +550,16 @@ class RegistryLease:
                         "Breaking a stale promotion lease on %s held by %r", self.name, lease.get("owner")
                     )
             token = uuid.uuid4().hex
-            self._write(token)
+            try:
+                self._write(token)
+            except Exception as err:
+                if not _is_write_conflict(err):
+                    raise
+                # Two contenders created the tag at once and the store kept the other one's row.
+                if self.log:
+                    self.log.info("Lease write on %s lost a race; re-reading", self.name)
+                time.sleep(s.poll_s * (0.5 + random.random()))
+                continue
             if time.monotonic() - started > s.max_write_s:
                 # Our write may land after another contender checked its own: we must not enter.
                 # The token stays and goes stale; deleting it could free a lease someone holds.

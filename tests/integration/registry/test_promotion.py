@@ -262,6 +262,48 @@ def test_lease_admits_one_holder_at_a_time(trained, client):
     assert most[0] == 1
 
 
+def test_lease_write_that_loses_the_create_race_retries_and_other_errors_propagate(client):
+    """The first write of the lease tag is a read-then-insert in MLflow's SQL store: when two
+    contenders insert at once, the loser gets the database's uniqueness error. That is a lost race,
+    not a failure; any other write error is."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name = new_name()
+    p.ensure_registered_model(client, name)
+
+    class RacingClient(MlflowClient):
+        def __init__(self, failure: Exception) -> None:
+            super().__init__(client.tracking_uri, registry_uri=client.tracking_uri)
+            self.failure: Exception | None = failure
+            self.lease_writes = 0
+
+        def set_registered_model_tag(self, name, key, value):
+            if key == p.LEASE_TAG:
+                self.lease_writes += 1
+                if self.failure is not None:
+                    failure, self.failure = self.failure, None
+                    raise failure
+            return super().set_registered_model_tag(name, key, value)
+
+    lost = RacingClient(
+        MlflowException(
+            "BAD_REQUEST: (sqlite3.IntegrityError) UNIQUE constraint failed: "
+            "registered_model_tags.workspace, registered_model_tags.key"
+        )
+    )
+    with p.RegistryLease(lost, name, "loser-then-winner", FAST_LEASE) as lease:
+        assert lease.token is not None
+        assert lost.lease_writes == 2
+        assert json.loads(client.get_registered_model(name).tags[p.LEASE_TAG])["token"] == lease.token
+    assert p.LEASE_TAG not in client.get_registered_model(name).tags
+
+    denied = RacingClient(MlflowException("PERMISSION_DENIED: not allowed to edit this model"))
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
+        p.RegistryLease(denied, name, "denied", FAST_LEASE).acquire()
+    assert denied.lease_writes == 1
+
+
 def test_rollback_restores_previous_champion_and_tags_tell_the_story(trained, client):
     name = new_name()
     promote(trained, name, "baseline")
