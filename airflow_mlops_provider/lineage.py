@@ -28,6 +28,9 @@ TAG_GIT_SHA = "mlops.git_sha"
 TAG_IMAGE = "mlops.image"
 TAG_ENTRYPOINT = "mlops.entrypoint"
 TAG_SEED = "mlops.seed"
+#: The training params exactly as given (JSON), so that a retrain gets their types back, not
+#: MLflow's strings.
+TAG_TRAINING_PARAMS = "mlops.training_params"
 TAG_RUNTIME = "mlops.runtime"
 # Which Airflow task produced it.
 TAG_DAG_ID = "mlops.dag_id"

@@ -238,6 +238,36 @@ def register_candidate(
     return wait_until_ready(client, name, str(version.version), timeout_s=timeout_s, poll_s=poll_s), created
 
 
+def trained_version(
+    client: MlflowClient, name: str, data_fingerprint: str, params: Mapping[str, Any], seed: int | str
+) -> ModelVersion | None:
+    """The newest version of ``name`` trained on ``data_fingerprint`` with ``params`` and ``seed``.
+
+    Same data, parameters and seed give the same model, so a pipeline that finds one need not train
+    again. Versions carry their run's lineage tags (see :func:`lineage_tags`); the look-up is one
+    search filtered on the fingerprint tag, never a listing. Parameters compare as text, the way
+    they arrive from templates.
+    """
+    found = client.search_model_versions(
+        f"name = '{_quote(name)}' and tags.`{lineage.TAG_DATA_FINGERPRINT}` = '{_quote(data_fingerprint)}'",
+        max_results=200,
+    )
+    wanted = {str(k): str(v) for k, v in params.items()}
+    for version in sorted(found, key=lambda v: int(v.version), reverse=True):
+        tags = version.tags or {}
+        try:
+            given = json.loads(tags.get(lineage.TAG_TRAINING_PARAMS, "null"))
+        except ValueError:
+            continue
+        if (
+            isinstance(given, dict)
+            and {str(k): str(v) for k, v in given.items()} == wanted
+            and tags.get(lineage.TAG_SEED) == str(seed)
+        ):
+            return version
+    return None
+
+
 def wait_until_ready(
     client: MlflowClient, name: str, version: str, *, timeout_s: float, poll_s: float = 1.0
 ) -> ModelVersion:

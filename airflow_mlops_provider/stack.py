@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,8 +37,8 @@ from pathlib import Path
 #: their process group (and only those).
 STACK_MARKER = "MLOPS_STACK_HOME"
 PROVIDER_PACKAGE = "airflow-mlops-provider"
-#: DAGs `make demo` runs: the ones that need nothing but the stack (others need inputs, e.g. a candidate).
-DEMO_DAGS = ("mlflow_connection_check", "churn_training")
+#: DAGs `make demo` runs before the story: quick checks that the stack can do its job.
+DEMO_DAGS = ("mlflow_connection_check",)
 
 
 def free_port() -> int:
@@ -387,37 +387,74 @@ class LocalStack:
                     ) from None
                 time.sleep(1)
 
-    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 600) -> dict:
-        """Unpause ``dag_id``, trigger a run with ``conf``, wait for it to end and return the run."""
+    def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
+        """Unpause ``dag_id`` and trigger a run with ``conf``; return the run."""
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
-        run_id = urllib.parse.quote(run["dag_run_id"], safe="")
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float = 600,
+        on_poll: Callable[[dict[str, str]], None] | None = None,
+    ) -> dict:
+        """Wait until a run ends and return it; ``on_poll`` gets the task states at every poll."""
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
         deadline = time.monotonic() + timeout
-        while run["state"] not in ("success", "failed"):
+        while True:
+            run = self.api("GET", path)
+            if on_poll is not None:
+                on_poll(self.task_states(dag_id, run_id))
+            if run["state"] in ("success", "failed"):
+                return run
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"run {run['dag_run_id']} of {dag_id} still {run['state']} after {timeout:.0f}s"
-                )
+                raise TimeoutError(f"run {run_id} of {dag_id} still {run['state']} after {timeout:.0f}s")
             time.sleep(2)
-            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-        return run
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 600) -> dict:
+        """Unpause ``dag_id``, trigger a run with ``conf``, wait for it to end and return the run."""
+        run = self.trigger(dag_id, conf)
+        return self.wait_for_run(dag_id, run["dag_run_id"], timeout)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Task id to state (``none`` while not yet scheduled) for one run."""
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=100"
+        return {ti["task_id"]: ti["state"] or "none" for ti in self.api("GET", path)["task_instances"]}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> object:
+        """The XCom ``key`` a task of a run pushed, or None when it pushed none."""
+        path = (
+            f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+            f"/taskInstances/{task_id}/xcomEntries/{key}"
+        )
+        try:
+            value = self.api("GET", path).get("value")
+        except RuntimeError as err:
+            if "HTTP 404" in str(err):
+                return None
+            raise
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
 
     def demo(self, dag_ids: Sequence[str] = DEMO_DAGS) -> bool:
-        """Run the demo DAGs once, print a table of the outcomes, return whether all succeeded."""
+        """Run the pre-flight DAGs, then tell the three-week churn story; return whether it held."""
         self.wait_for_dag_processor()
-        results = []
         for dag_id in dag_ids:
             print(f"running {dag_id} ...", flush=True)
             run = self.run_dag(dag_id)
-            results.append((dag_id, run["state"], run["dag_run_id"]))
-        print(f"\n{'DAG':32} {'state':8} run")
-        for dag_id, state, run_id in results:
-            print(f"{dag_id:32} {state:8} {run_id}")
-        print(
-            f"\nAirflow UI: {self.config.airflow_url}   MLflow UI: {self.config.mlflow_url}   stop: make down"
-        )
-        return all(state == "success" for _, state, _ in results)
+            if run["state"] != "success":
+                print(f"{dag_id} run {run['dag_run_id']} {run['state']}: see the Airflow UI", file=sys.stderr)
+                return False
+        # The story needs pandas and MLflow, which this module must not import at the top.
+        from airflow_mlops_provider.examples.churn_story import tell
+
+        return tell(self)
 
     def wait_for_dag_processor(self, timeout: float = 120) -> None:
         """Wait until every DAG file in the DAG folder has been parsed once."""
@@ -477,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("up", help="start Airflow standalone and the MLflow server")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="say what runs where")
-    sub.add_parser("demo", help="run every DAG once on the running stack and print the outcomes")
+    sub.add_parser("demo", help="tell the three-week churn story on the running stack")
     run = sub.add_parser("run", help="run a command in the stack's environment")
     run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

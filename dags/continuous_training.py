@@ -116,11 +116,23 @@ with DAG(
 ) as dag:
     # [START ingest]
     @task
-    def ingest(data_uri: str) -> dict[str, str]:
-        """Snapshot the batch to a content-addressed place and split it into train and eval."""
-        from airflow_mlops_provider.data.datasets import read_dataframe
+    def ingest(data_uri: str, dag_run=None) -> dict[str, str]:
+        """Snapshot the batch to a content-addressed place and split it into train and eval.
+
+        No batch at ``data_uri`` fails a run someone triggered by hand; a scheduled or asset-triggered
+        run skips instead: no data arrived, so there is nothing to retrain on.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_mlops_provider.data.datasets import DatasetError, read_dataframe, resolve
         from airflow_mlops_provider.lineage import data_fingerprint
 
+        try:
+            resolve(data_uri)
+        except DatasetError as err:
+            if dag_run is not None and dag_run.run_type != "manual":
+                raise AirflowSkipException(f"No new batch ({err}): nothing to retrain on") from None
+            raise
         fingerprint = data_fingerprint(data_uri)
         snapshot = os.path.join(MLOPS_HOME, "data", "snapshots", fingerprint.replace(":", "-"))
         os.makedirs(snapshot, exist_ok=True)
@@ -161,19 +173,25 @@ with DAG(
 
     # [START skip_unchanged]
     @task.branch
-    def decide(model_name: str, train_fingerprint: str, force_retrain: str) -> str:
-        """Skip retraining on the data the champion was trained on, unless forced."""
+    def decide(
+        model_name: str, train_fingerprint: str, training_params: dict[str, str], force_retrain: str
+    ) -> str:
+        """Skip retraining on data the champion was trained on, or that already made a version with
+        the same parameters and seed (it would make the same model again), unless forced."""
         from mlflow.exceptions import MlflowException
 
         from airflow_mlops_provider.hooks.mlflow import MlflowHook
         from airflow_mlops_provider.lineage import TAG_DATA_FINGERPRINT
+        from airflow_mlops_provider.promotion import TAG_DECISION, trained_version
 
+        if str(force_retrain).lower() == "true":
+            return "train"
         client = MlflowHook().get_client()
         try:
             champion = client.get_model_version_by_alias(model_name, "champion")
         except MlflowException:
             champion = None
-        if champion is not None and str(force_retrain).lower() != "true":
+        if champion is not None:
             trained_on = client.get_run(champion.run_id).data.tags.get(TAG_DATA_FINGERPRINT)
             if trained_on == train_fingerprint:
                 print(
@@ -181,12 +199,27 @@ with DAG(
                     f"data ({train_fingerprint}); set force_retrain to retrain anyway."
                 )
                 return "skip_retraining"
+        same = trained_version(client, model_name, train_fingerprint, training_params, SEED)
+        if same is not None:
+            decision = (same.tags or {}).get(TAG_DECISION, "undecided")
+            print(
+                f"Not retraining: {model_name} v{same.version} was trained on this very data "
+                f"({train_fingerprint}) with the same parameters and seed (its promotion decision: "
+                f"{decision}); set force_retrain to retrain anyway."
+            )
+            return "skip_retraining"
         return "train"
 
     # [END skip_unchanged]
+    hyperparameters = {
+        "n_estimators": "{{ params.n_estimators }}",
+        "learning_rate": "{{ params.learning_rate }}",
+        "max_depth": "{{ params.max_depth }}",
+    }
     choice = decide(
         "{{ params.model_name }}",
         "{{ ti.xcom_pull(task_ids='ingest')['train_fingerprint'] }}",
+        hyperparameters,
         "{{ params.force_retrain }}",
     )
     skip = EmptyOperator(task_id="skip_retraining")
@@ -199,11 +232,7 @@ with DAG(
         train_uri="{{ ti.xcom_pull(task_ids='ingest')['train_uri'] }}",
         eval_uri="{{ ti.xcom_pull(task_ids='ingest')['eval_uri'] }}",
         target="churned",
-        training_params={
-            "n_estimators": "{{ params.n_estimators }}",
-            "learning_rate": "{{ params.learning_rate }}",
-            "max_depth": "{{ params.max_depth }}",
-        },
+        training_params=hyperparameters,
         seed=SEED,
         validation_report_uri="{{ ti.xcom_pull(task_ids='validate')['report_uri'] }}",
         validation_status="{{ ti.xcom_pull(task_ids='validate')['status'] }}",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -483,6 +483,40 @@ def _column_checks(name: str, rule: ColumnRule, s: ColumnStats, now: datetime) -
             [low, high],
             f"column {name!r} quantile q{q:g} is {_num(value)}, allowed between {_num(low)} and {_num(high)}",
         )
+
+
+def _is_set(rule: ColumnRule, check: str) -> bool:
+    """Whether ``rule`` asks for ``check`` (rather than leaving it at its default)."""
+    value = getattr(rule, check)
+    if check == "required":
+        return value is False  # required is the default; saying "optional" is the statement
+    if check == "unique":
+        return value is True
+    return value is not None
+
+
+def overlay_rule(base: ColumnRule, explicit: ColumnRule) -> ColumnRule:
+    """One column's rules: ``explicit`` wins check by check; ``base`` fills the checks it leaves unset.
+
+    So an explicit ``min_value`` replaces the derived one, while the derived zero-share ceiling, which
+    the explicit rule does not mention, still applies. Each check keeps its own source's severity.
+    """
+    values: dict[str, Any] = {}
+    severity: dict[str, Severity] = {}
+    for check in CHECKS:
+        source = explicit if _is_set(explicit, check) else base
+        values[check] = getattr(source, check)
+        severity[check] = source.severity_of(check)
+    return ColumnRule(**values, severity=severity)
+
+
+def overlay(base: DataContract, explicit: DataContract) -> DataContract:
+    """``explicit`` over ``base`` (e.g. a contract derived from the champion's training data): the
+    explicit table settings, and per column :func:`overlay_rule`; columns only one names keep theirs."""
+    columns = dict(base.columns)
+    for name, rule in explicit.columns.items():
+        columns[name] = overlay_rule(columns[name], rule) if name in columns else rule
+    return replace(explicit, columns=columns)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from kubernetes.client import models as k8s
 from airflow_mlops_provider import __version__, lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.training.runner import TAG_ERROR, TAG_MODEL_URI, TAG_TRAINING_PARAMS
+from airflow_mlops_provider.training.runner import TAG_ERROR, TAG_MODEL_URI
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -445,7 +445,7 @@ class MLflowTrainingOperator(KubernetesPodOperator):
             lineage.TAG_VALIDATION_REPORT_URI: self.validation_report_uri,
             lineage.TAG_TRAINING_PROFILE_URI: self.training_profile_uri,
             lineage.TAG_VALIDATION_STATUS: self.validation_status,
-            TAG_TRAINING_PARAMS: json.dumps(self.parsed_training_params(), sort_keys=True),
+            lineage.TAG_TRAINING_PARAMS: json.dumps(self.parsed_training_params(), sort_keys=True),
             "mlflow.source.name": f"{ti.dag_id}.{ti.task_id}",
         }
         for tag, uri in (

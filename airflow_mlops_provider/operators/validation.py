@@ -126,10 +126,9 @@ class DataValidationOperator(BaseOperator):
             raise DatasetReadError(str(err)) from None
 
     def resolve_contract(self) -> DataContract:
-        """Return the contract to check: explicit, derived from the reference, or both merged."""
-        from dataclasses import replace
-
-        from airflow_mlops_provider.data.contract import DataContract, Tolerances, derive_contract
+        """Return the contract to check: explicit, derived from the reference, or the explicit one
+        over the derived one (:func:`~airflow_mlops_provider.data.contract.overlay`)."""
+        from airflow_mlops_provider.data.contract import DataContract, Tolerances, derive_contract, overlay
         from airflow_mlops_provider.evidence import load_profile_uri
         from airflow_mlops_provider.exceptions import MissingEvidenceError
 
@@ -170,7 +169,7 @@ class DataValidationOperator(BaseOperator):
         derived = derive_contract(reference.summary, tolerances, name=f"derived from {reference_uri}")
         if explicit is None:
             return derived
-        return replace(explicit, columns={**derived.columns, **explicit.columns})
+        return overlay(derived, explicit)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops_provider import storage

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airflow_mlops_provider.training")
 
-#: The params exactly as given (JSON), so that a retrain gets their types back, not MLflow's strings.
-TAG_TRAINING_PARAMS = f"{lineage.TAG_PREFIX}training_params"
 #: URI of the model this run logged (``models:/<model id>``).
 TAG_MODEL_URI = f"{lineage.TAG_PREFIX}model_uri"
 #: Why the run failed, when it did.
@@ -394,7 +392,7 @@ def log_trained(client: Any, run_id: str, config: RunnerConfig, trained: Trained
     tags = {
         lineage.TAG_ENTRYPOINT: config.entrypoint,
         lineage.TAG_SEED: str(config.seed),
-        TAG_TRAINING_PARAMS: json.dumps(config.params, sort_keys=True),
+        lineage.TAG_TRAINING_PARAMS: json.dumps(config.params, sort_keys=True),
         TAG_TASK_TYPE: trained.task_type,
         f"{TAG_ENV_PREFIX}python": env["python"],
         f"{TAG_ENV_PREFIX}gpu_count": str(env["gpu_count"]),

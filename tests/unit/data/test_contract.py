@@ -11,6 +11,7 @@ from airflow_mlops_provider.data.contract import (
     DataContract,
     Tolerances,
     derive_contract,
+    overlay,
     parse_duration,
     validate,
 )
@@ -240,6 +241,38 @@ def test_derived_contract_only_warns_on_a_genuine_shift(churn_profiles):
     # Prices rose and so did churn: both show as warnings, not failures.
     assert {r.column for r in result.warnings} == {"monthly_charges", "churned"}
     assert {r.check for r in result.warnings} == {"quantiles", "max_value"}
+
+
+def test_explicit_rules_win_check_by_check_and_the_derived_ones_fill_the_rest(churn_profiles):
+    """An explicit rule for a column must not switch off what the derived contract checks on it:
+    the explicit contract says nothing about zeros in days_since_last_login, the derived one does."""
+    derived = derive_contract(churn_profiles["reference"].summary)
+    merged = overlay(derived, CHURN)
+    rule = merged.columns["days_since_last_login"]
+    assert rule.dtype == "numeric"  # explicit
+    assert rule.max_null_fraction == 0.01  # explicit
+    assert rule.max_zero_fraction == derived.columns["days_since_last_login"].max_zero_fraction
+    assert rule.quantiles == derived.columns["days_since_last_login"].quantiles
+    assert rule.severity_of("quantiles") == "warn"  # the derived check keeps its own severity
+    assert merged.columns["tenure"].max_value == 72  # explicit beats the widened derived range
+    assert merged.columns["tenure"].severity_of("max_value") == "fail"
+    assert merged.columns["support_calls"] == derived.columns["support_calls"]  # only derived names it
+    assert merged.min_rows == CHURN.min_rows
+    assert merged.name == CHURN.name
+
+    zero_fill = validate(merged, churn_profiles["zero_fill"].summary)
+    assert [(f.column, f.check) for f in zero_fill.failures] == [
+        ("days_since_last_login", "max_zero_fraction")
+    ]
+    assert validate(merged, churn_profiles["baseline"].summary).failures == []
+
+
+def test_an_explicit_optional_column_stays_optional_over_a_derived_required_one(churn_profiles):
+    derived = derive_contract(churn_profiles["reference"].summary)
+    explicit = DataContract(columns={"senior_citizen": ColumnRule(required=False)})
+    merged = overlay(derived, explicit)
+    assert merged.columns["senior_citizen"].required is False
+    assert merged.columns["senior_citizen"].max_zero_fraction is not None
 
 
 def test_tolerances_shape_the_derived_contract(churn_profiles):
