@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 export WHYLOGS_NO_ANALYTICS := True
 export BENTOML_DO_NOT_TRACK := True
 
-.PHONY: help venv test lint up down status demo clean
+.PHONY: help venv browser test lint up down status demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,8 +28,15 @@ $(BOOTSTRAP)/bin/uv:
 venv: $(if $(UV_ON_PATH),,$(BOOTSTRAP)/bin/uv)  ## create or update .venv from uv.lock (exactly)
 	$(UV) sync --frozen --python $(PYTHON)
 
-test: venv  ## run the whole test suite
+test: venv browser  ## run the whole test suite
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium, which tests/e2e drives headless; Playwright's browser download is never used.
+browser:  ## install Debian's chromium (for tests/e2e) when it is missing
+	@command -v chromium >/dev/null || { \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || command -v sudo || true ); \
+		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; \
+	}
 
 lint: venv  ## ruff and mypy on the package
 	$(VENV)/bin/ruff check airflow_mlops_provider dags tests benchmarks

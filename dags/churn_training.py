@@ -29,6 +29,10 @@ DATA_DIR = os.path.join(os.environ.get("MLOPS_HOME") or os.path.expanduser("~/.m
     params={
         "train_uri": Param(f"{DATA_DIR}/train.csv", type="string", description="training data"),
         "eval_uri": Param(f"{DATA_DIR}/eval.csv", type="string", description="held-out data"),
+        "n_estimators": Param(
+            100, type="integer", minimum=10, maximum=1000, description="number of boosting stages"
+        ),
+        "max_depth": Param(3, type="integer", minimum=1, maximum=10, description="depth of each tree"),
     },
 )
 def churn_training():
@@ -59,7 +63,7 @@ def churn_training():
         train_uri="{{ params.train_uri }}",
         eval_uri="{{ params.eval_uri }}",
         target="churned",
-        training_params={"n_estimators": 100, "max_depth": 3},
+        training_params={"n_estimators": "{{ params.n_estimators }}", "max_depth": "{{ params.max_depth }}"},
         seed=42,
         code_version="{{ dag.dag_id }}-1",
         # Kubernetes runtime only:
