@@ -10,6 +10,13 @@ from airflow_mlops_provider.examples.churn_story import MODEL_NAME, tell
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 
+def _rows(out: str) -> list[str]:
+    """The table's week rows from what the story printed."""
+    table = out[out.index("\nweek  ") + 1 :].split("\n\n")[0].splitlines()
+    assert table[1].startswith("----")
+    return table[2:]
+
+
 def _versions(client) -> dict[str, dict[str, str]]:
     return {v.version: dict(v.tags) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")}
 
@@ -24,9 +31,7 @@ def test_three_weeks_then_the_same_weeks_again(stack, capsys):
 
     client = MlflowClient(stack.config.mlflow_url, registry_uri=stack.config.mlflow_url)
     assert tell(stack), capsys.readouterr().err
-    out = capsys.readouterr().out
-    table = out[out.index("week  ") :].split("\n\n")[0].splitlines()
-    week1, week2, week3 = table[2:5]
+    week1, week2, week3 = _rows(capsys.readouterr().out)
     assert week1.startswith("1 baseline")
     assert "no champion yet" in week1
     assert "promoted" in week1
@@ -44,8 +49,9 @@ def test_three_weeks_then_the_same_weeks_again(stack, capsys):
     assert bentos, "no Bento was built"
 
     assert tell(stack), capsys.readouterr().err
-    again = capsys.readouterr().out
-    assert again.count("skipped: already trained on this data") == 2
+    again = _rows(capsys.readouterr().out)
+    assert ["skipped: already trained on this data" in row for row in again] == [True, True, False]
+    assert "FAILED: days_since_last_login max_zero_fraction" in again[2]
     assert _versions(client).keys() == versions.keys()
     assert _bentos(stack) == bentos
     assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == champion.version

@@ -49,3 +49,33 @@ def test_first_week_becomes_a_packaged_champion_and_unchanged_data_is_not_retrai
     assert states["train"] == "skipped"
     assert "Not retraining: champion" in log
     assert [v.version for v in client.search_model_versions(f"name = '{model}'")] == ["1"]
+
+
+def test_a_triggered_run_without_its_batch_fails_at_ingest_without_retrying(
+    airflow_db, mlflow_conn, tmp_path
+):
+    missing = tmp_path / "nowhere" / "week.csv"
+    log, run_id = run_dag(
+        "continuous_training",
+        {"data_uri": str(missing), "model_name": "churn-missing"},
+        DAGS,
+        expect_success=False,
+    )
+    states = task_states("continuous_training", run_id)
+    assert states["ingest"] == "failed"
+    assert states["validate"] == "upstream_failed"
+    assert "no batch to ingest" in log
+    assert _try_number("continuous_training", run_id, "ingest") == 1  # failed for good, not retried
+
+
+def _try_number(dag_id: str, run_id: str, task_id: str) -> int:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(
+            select(TaskInstance.try_number).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        )
