@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-# The training operator builds on KubernetesPodOperator. Naming its module here lets the DAG
-# processor import it once, before it forks to parse (it pre-imports the ``airflow.*`` modules a DAG
-# file names), instead of in every parse: about half a second each time. benchmarks/dag_parse.py.
-import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
+# Modules our tasks build on, named so that the DAG processor imports them once, before it forks to
+# parse (it pre-imports the ``airflow.*`` modules a DAG file names), instead of in every parse:
+# KubernetesPodOperator (training; ~0.5 s) and the PythonOperator behind @task. docs/reference-dags.md.
+import airflow.providers.cncf.kubernetes.operators.pod
+import airflow.providers.standard.operators.python  # noqa: F401
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task
 from airflow.timetables.trigger import CronTriggerTimetable
