@@ -31,6 +31,15 @@ TAG_SEED = "mlops.seed"
 #: The training params exactly as given (JSON), so that a retrain gets their types back, not
 #: MLflow's strings.
 TAG_TRAINING_PARAMS = "mlops.training_params"
+# What the training run produced.
+#: URI of the model the run logged (``models:/<model id>``).
+TAG_MODEL_URI = "mlops.model_uri"
+#: Why the run failed, when it did.
+TAG_ERROR = "mlops.error"
+#: ``classification`` or ``regression``: which held-out metrics the run carries.
+TAG_TASK_TYPE = "mlops.task_type"
+#: Prefix of the environment tags (python and library versions, GPUs).
+TAG_ENV_PREFIX = "mlops.env."
 TAG_RUNTIME = "mlops.runtime"
 # Which Airflow task produced it.
 TAG_DAG_ID = "mlops.dag_id"

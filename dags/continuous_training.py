@@ -20,8 +20,10 @@ from datetime import datetime, timedelta
 
 # Modules our tasks build on, named so that the DAG processor imports them once, before it forks to
 # parse (it pre-imports the ``airflow.*`` modules a DAG file names), instead of in every parse:
-# KubernetesPodOperator (training; ~0.5 s) and the PythonOperator behind @task. docs/reference-dags.md.
+# KubernetesPodOperator (training; ~0.5 s), the PythonOperator behind @task and the approval
+# operator behind the gated promotion. docs/reference-dags.md.
 import airflow.providers.cncf.kubernetes.operators.pod
+import airflow.providers.standard.operators.hitl
 import airflow.providers.standard.operators.python  # noqa: F401
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task

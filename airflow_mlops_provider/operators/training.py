@@ -28,7 +28,6 @@ from kubernetes.client import models as k8s
 from airflow_mlops_provider import __version__, lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.training.runner import TAG_ERROR, TAG_MODEL_URI
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -490,7 +489,9 @@ class MLflowTrainingOperator(KubernetesPodOperator):
             self.log.warning(
                 "Marking run %s of an earlier try FAILED: it was left RUNNING", stale.info.run_id
             )
-            client.set_tag(stale.info.run_id, TAG_ERROR, "superseded by a later try; it was left RUNNING")
+            client.set_tag(
+                stale.info.run_id, lineage.TAG_ERROR, "superseded by a later try; it was left RUNNING"
+            )
             client.set_terminated(stale.info.run_id, status="FAILED")
 
     def end_run(self, status: Literal["FAILED", "KILLED"], reason: str) -> None:
@@ -500,8 +501,8 @@ class MLflowTrainingOperator(KubernetesPodOperator):
         try:
             client = self.mlflow_hook.get_client()
             run = client.get_run(self.mlflow_run_id)
-            if TAG_ERROR not in run.data.tags:
-                client.set_tag(self.mlflow_run_id, TAG_ERROR, reason[:4000])
+            if lineage.TAG_ERROR not in run.data.tags:
+                client.set_tag(self.mlflow_run_id, lineage.TAG_ERROR, reason[:4000])
             if run.info.status != status:
                 client.set_terminated(self.mlflow_run_id, status=status)
             self.log.info("MLflow run %s marked %s", self.mlflow_run_id, status)
@@ -517,7 +518,7 @@ class MLflowTrainingOperator(KubernetesPodOperator):
         logged = client.search_logged_models(
             experiment_ids=[experiment_id], filter_string=f"source_run_id = '{self.mlflow_run_id}'"
         )
-        model_uri = logged[0].model_uri if logged else run.data.tags.get(TAG_MODEL_URI)
+        model_uri = logged[0].model_uri if logged else run.data.tags.get(lineage.TAG_MODEL_URI)
         if not model_uri:
             reason = (
                 f"the training process exited 0 but MLflow run {self.mlflow_run_id} has no logged model; "

@@ -34,14 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airflow_mlops_provider.training")
 
-#: URI of the model this run logged (``models:/<model id>``).
-TAG_MODEL_URI = f"{lineage.TAG_PREFIX}model_uri"
-#: Why the run failed, when it did.
-TAG_ERROR = f"{lineage.TAG_PREFIX}error"
-#: ``classification`` or ``regression``: which held-out metrics the run carries.
-TAG_TASK_TYPE = f"{lineage.TAG_PREFIX}task_type"
-#: Prefix of the environment tags (python and library versions, GPUs).
-TAG_ENV_PREFIX = f"{lineage.TAG_PREFIX}env."
 #: Name of the logged model and path of the environment report among the run's artifacts.
 MODEL_NAME = "model"
 ARTIFACT_ENVIRONMENT = "environment/environment.json"
@@ -393,10 +385,10 @@ def log_trained(client: Any, run_id: str, config: RunnerConfig, trained: Trained
         lineage.TAG_ENTRYPOINT: config.entrypoint,
         lineage.TAG_SEED: str(config.seed),
         lineage.TAG_TRAINING_PARAMS: json.dumps(config.params, sort_keys=True),
-        TAG_TASK_TYPE: trained.task_type,
-        f"{TAG_ENV_PREFIX}python": env["python"],
-        f"{TAG_ENV_PREFIX}gpu_count": str(env["gpu_count"]),
-        **{f"{TAG_ENV_PREFIX}{lib}": v for lib, v in env["libraries"].items()},
+        lineage.TAG_TASK_TYPE: trained.task_type,
+        f"{lineage.TAG_ENV_PREFIX}python": env["python"],
+        f"{lineage.TAG_ENV_PREFIX}gpu_count": str(env["gpu_count"]),
+        **{f"{lineage.TAG_ENV_PREFIX}{lib}": v for lib, v in env["libraries"].items()},
     }
     # The image's commit, when it carries one and the operator did not know it.
     sha = os.environ.get("MLOPS_GIT_SHA")
@@ -420,7 +412,7 @@ def log_trained(client: Any, run_id: str, config: RunnerConfig, trained: Trained
         pip_requirements=_model_requirements(),
         **_serialization(trained.model),
     )
-    mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
+    mlflow.set_tag(lineage.TAG_MODEL_URI, info.model_uri)
     return str(info.model_uri)
 
 
@@ -431,7 +423,7 @@ def _mark_failed(run_id: str | None, message: str) -> None:
         from mlflow import MlflowClient
 
         client = MlflowClient()
-        client.set_tag(run_id, TAG_ERROR, message[:4000])
+        client.set_tag(run_id, lineage.TAG_ERROR, message[:4000])
         client.set_terminated(run_id, status="FAILED")
     except Exception as err:  # the exit status still says it failed
         log.error("Could not mark MLflow run %s FAILED: %s", run_id, err)

@@ -20,9 +20,8 @@ import pytest
 
 from airflow_mlops_provider import lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
-from airflow_mlops_provider.lineage import TAG_TRAINING_PARAMS
+from airflow_mlops_provider.lineage import TAG_ERROR, TAG_TRAINING_PARAMS
 from airflow_mlops_provider.operators.training import MLflowTrainingOperator
-from airflow_mlops_provider.training.runner import TAG_ERROR
 from tests.integration.training.conftest import UNPULLABLE_REGISTRY, Cluster
 
 pytestmark = [
