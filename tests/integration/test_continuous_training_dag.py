@@ -13,7 +13,7 @@ import pytest
 from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.lineage import TAG_BENTO_TAG, TAG_DATA_FINGERPRINT
 from tests.conftest import REPO
-from tests.integration.data.conftest import asset_events, run_dag, task_states
+from tests.integration.data.conftest import asset_events, run_dag, task_states, try_number
 
 pytestmark = pytest.mark.integration
 DAGS = REPO / "dags"
@@ -65,17 +65,4 @@ def test_a_triggered_run_without_its_batch_fails_at_ingest_without_retrying(
     assert states["ingest"] == "failed"
     assert states["validate"] == "upstream_failed"
     assert "no batch to ingest" in log
-    assert _try_number("continuous_training", run_id, "ingest") == 1  # failed for good, not retried
-
-
-def _try_number(dag_id: str, run_id: str, task_id: str) -> int:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return session.scalar(
-            select(TaskInstance.try_number).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
-            )
-        )
+    assert try_number("continuous_training", run_id, "ingest") == 1  # failed for good, not retried

@@ -89,6 +89,20 @@ def task_states(dag_id: str, run_id: str) -> dict[str, str]:
     return {task_id: str(state) for task_id, state in rows}
 
 
+def try_number(dag_id: str, run_id: str, task_id: str) -> int:
+    """How many times a task of a run was tried."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(
+            select(TaskInstance.try_number).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        )
+
+
 def asset_events(asset_name: str, dag_run_id: str) -> list[dict]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
