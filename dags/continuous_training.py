@@ -186,24 +186,21 @@ with DAG(
     ) -> str:
         """Skip retraining on data the champion was trained on, or that already made a version with
         the same parameters and seed (it would make the same model again), unless forced."""
-        from mlflow.exceptions import MlflowException
-
         from airflow_mlops_provider.hooks.mlflow import MlflowHook
         from airflow_mlops_provider.lineage import TAG_DATA_FINGERPRINT
-        from airflow_mlops_provider.promotion import TAG_DECISION, trained_version
+        from airflow_mlops_provider.promotion import CHAMPION, TAG_DECISION, alias_version, trained_version
 
         if str(force_retrain).lower() == "true":
             return "train"
         client = MlflowHook().get_client()
-        try:
-            champion = client.get_model_version_by_alias(model_name, "champion")
-        except MlflowException:
-            champion = None
+        # None only when there is no champion: an unreachable MLflow fails the task.
+        champion = alias_version(client, model_name, CHAMPION)
         if champion is not None:
-            trained_on = client.get_run(champion.run_id).data.tags.get(TAG_DATA_FINGERPRINT)
+            run_id = client.get_model_version(model_name, champion).run_id
+            trained_on = client.get_run(run_id).data.tags.get(TAG_DATA_FINGERPRINT)
             if trained_on == train_fingerprint:
                 print(
-                    f"Not retraining: champion {model_name} v{champion.version} was trained on this very "
+                    f"Not retraining: champion {model_name} v{champion} was trained on this very "
                     f"data ({train_fingerprint}); set force_retrain to retrain anyway."
                 )
                 return "skip_retraining"

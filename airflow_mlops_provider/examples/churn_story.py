@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlops_provider.examples.churn import WeekKind, write_week
+from airflow_mlops_provider.lineage import TAG_BENTO_TAG
+from airflow_mlops_provider.operators.validation import REPORT_JSON
+from airflow_mlops_provider.promotion import CHAMPION, alias_version
 from airflow_mlops_provider.stack import LocalStack
 
 DAG_ID = "continuous_training"
@@ -91,12 +94,9 @@ class ProgressPrinter:
 
 
 def _champion(client: Any, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        return None
+    """The champion's model version, or None when there is none yet."""
+    version = alias_version(client, name, CHAMPION)
+    return client.get_model_version(name, version) if version is not None else None
 
 
 def _validation(states: dict[str, str], xcom: Any, report: Path | None) -> str:
@@ -118,7 +118,7 @@ def _report_path(home: Path, snapshot: Any) -> Path | None:
     if not isinstance(snapshot, dict) or not snapshot.get("batch_uri"):
         return None
     key = data_fingerprint(snapshot["batch_uri"]).replace(":", "-")
-    return home / "validation" / key / "validation_report.json"
+    return home / "validation" / key / REPORT_JSON
 
 
 def _drift(states: dict[str, str], xcom: Any) -> str:
@@ -175,7 +175,7 @@ def read_outcome(
         candidate=_candidate(decision),
         decision=_decision(states, decision),
         champion_version=champion.version if champion else None,
-        bento_tag=(champion.tags or {}).get("mlops.bento.tag") if champion else None,
+        bento_tag=(champion.tags or {}).get(TAG_BENTO_TAG) if champion else None,
         champion_before=champion_before,
     )
 

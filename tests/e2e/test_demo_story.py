@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_mlops_provider.examples.churn_story import MODEL_NAME, tell
+from airflow_mlops_provider.lineage import TAG_BENTO_TAG
+from airflow_mlops_provider.promotion import TAG_DECISION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -41,10 +43,10 @@ def test_three_weeks_then_the_same_weeks_again(stack, capsys):
     versions = _versions(client)
     # Week 1 became v1; week 2's challenger v2 was registered and decided on by the gates.
     assert sorted(versions) == ["1", "2"]
-    assert versions["1"]["mlops.promotion.decision"] == "promoted"
-    assert versions["2"]["mlops.promotion.decision"] in ("promoted", "rejected")
+    assert versions["1"][TAG_DECISION] == "promoted"
+    assert versions["2"][TAG_DECISION] in ("promoted", "rejected")
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    assert week3.split()[-2:] == [f"v{champion.version}", champion.tags["mlops.bento.tag"]]
+    assert week3.split()[-2:] == [f"v{champion.version}", champion.tags[TAG_BENTO_TAG]]
     bentos = _bentos(stack)
     assert bentos, "no Bento was built"
 
