@@ -29,6 +29,7 @@ from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
 
 from airflow_mlops_provider.exceptions import MlflowConnectionError
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -141,7 +142,7 @@ class MlflowHook(BaseHook):
     """
 
     conn_name_attr = "mlflow_conn_id"
-    default_conn_name = "mlflow_default"
+    default_conn_name = MLFLOW_DEFAULT_CONN_ID
     conn_type = "mlflow"
     hook_name = "MLflow"
 

@@ -22,12 +22,14 @@ from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider import lineage
 from airflow_mlops_provider.exceptions import PackagingError
-from airflow_mlops_provider.hooks.mlflow import MlflowHook, mlops_home
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 #: Labels on the BentoML model and the Bento, tying both to the registry.
 LABEL_MODEL_NAME = "mlflow_model_name"
@@ -52,6 +54,8 @@ def bento_name(model_name: str) -> str:
 
 def bentoml_env() -> dict[str, str]:
     """Return the BentoML variables this provider runs with: its home and no usage tracking."""
+    from airflow_mlops_provider.hooks.mlflow import mlops_home
+
     return {
         "BENTOML_HOME": os.environ.get("BENTOML_HOME") or str(mlops_home() / "bentoml"),
         "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK") or "True",
@@ -130,7 +134,7 @@ class BentoPackageOperator(BaseOperator):
         request_timeout_s: float = 30.0,
         serve_timeout_s: float = 180.0,
         rel_tol: float = 1e-6,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -153,6 +157,8 @@ class BentoPackageOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     # -- resolving -------------------------------------------------------------------------------
@@ -455,6 +461,8 @@ class BentoPackageOperator(BaseOperator):
 
     def _export(self, bento: Any, created: list[tuple[str, str]]) -> str:
         import bentoml
+
+        from airflow_mlops_provider.hooks.mlflow import mlops_home
 
         directory = Path(self.export_uri or mlops_home() / "bentos")
         if str(directory).startswith("file:"):

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.providers.standard.operators.branch import BranchMixIn
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlops_provider.data.drift import DriftThresholds
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 OUTCOMES = ("no_drift", "possible_drift", "drift")
 REPORT_JSON = "drift_report.json"
@@ -99,7 +100,7 @@ class DriftCheckOperator(BaseOperator, BranchMixIn):
         output_uri: str | None = None,
         plot_columns: int = 4,
         mlflow_run_id: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -132,6 +133,8 @@ class DriftCheckOperator(BaseOperator, BranchMixIn):
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     def _reference_uri(self) -> str | None:

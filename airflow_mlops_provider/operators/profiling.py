@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 DEFAULT_CHUNK_ROWS = 250_000
 
@@ -51,7 +53,7 @@ class WhylogsProfileOperator(BaseOperator):
         timestamp_columns: Sequence[str] = (),
         mlflow_run_id: str | None = None,
         mlflow_artifact_path: str = "profiles",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -68,6 +70,8 @@ class WhylogsProfileOperator(BaseOperator):
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:

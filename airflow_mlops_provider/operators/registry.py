@@ -25,7 +25,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider.exceptions import MlflowConnectionError, PromotionConflict, PromotionRejected
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 from airflow_mlops_provider.links.mlflow import (
     XCOM_MODEL_VERSION_URL,
     XCOM_RUN_URL,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, TaskGroup
 
     from airflow_mlops_provider.gates import GateResult, PromotionGates
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
     from airflow_mlops_provider.promotion import LeaseSettings
 
 OnReject = Literal["fail", "return"]
@@ -84,6 +85,8 @@ class _RegistryOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     def _lease_settings(self) -> LeaseSettings:
@@ -235,7 +238,7 @@ class ModelPromotionOperator(_RegistryOperator):
         model_artifact_path: str = "model",
         registration_timeout: float = 300.0,
         lease: LeaseSettings | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -511,7 +514,7 @@ class ModelApprovalOperator(ApprovalOperator):
         *,
         evaluation_task_id: str,
         drift_summary: Any = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         subject: str = "Promote the challenger to champion?",
         response_timeout: timedelta = timedelta(hours=24),
         **kwargs: Any,
@@ -528,6 +531,8 @@ class ModelApprovalOperator(ApprovalOperator):
 
     @cached_property
     def hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     def _decision(self, context: Context) -> dict[str, Any]:
@@ -606,7 +611,7 @@ class ModelPromotionCommitOperator(_RegistryOperator):
         approval_task_id: str | None = None,
         on_reject: OnReject = "fail",
         lease: LeaseSettings | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -682,7 +687,7 @@ class ModelRollbackOperator(_RegistryOperator):
         to_version: str | int | None = None,
         expected_champion_version: str | int | None = None,
         lease: LeaseSettings | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -780,7 +785,7 @@ def gated_promotion(
     gates: PromotionGates | dict[str, Any] | str | Path,
     require_approval: bool = True,
     response_timeout: timedelta = timedelta(hours=24),
-    mlflow_conn_id: str = MlflowHook.default_conn_name,
+    mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
     **promotion_kwargs: Any,
 ) -> TaskGroup:
     """Build ``evaluate >> approve >> commit`` as a TaskGroup (``evaluate`` alone without approval).

@@ -27,10 +27,12 @@ from kubernetes.client import models as k8s
 
 from airflow_mlops_provider import __version__, lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 TrainingRuntime = Literal["kubernetes", "local"]
 RUNTIMES: tuple[str, ...] = get_args(TrainingRuntime)
@@ -233,7 +235,7 @@ class MLflowTrainingOperator(KubernetesPodOperator):
         training_profile_uri: str | None = None,
         validation_status: str | None = None,
         run_name: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         mlflow_secret_name: str | None = None,
         runtime: str | None = None,
         gpus: int = 0,
@@ -297,6 +299,8 @@ class MLflowTrainingOperator(KubernetesPodOperator):
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     # ---- what the process gets -------------------------------------------------------------------

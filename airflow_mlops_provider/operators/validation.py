@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlops_provider.data.contract import DataContract, Tolerances
     from airflow_mlops_provider.data.profiles import Profile
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 REPORT_JSON = "validation_report.json"
 REPORT_MD = "validation_report.md"
@@ -80,7 +81,7 @@ class DataValidationOperator(BaseOperator):
         report_uri: str | None = None,
         reference_time: str | None = None,
         mlflow_run_id: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -102,6 +103,8 @@ class DataValidationOperator(BaseOperator):
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     def _target(self) -> Profile:

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 
 class DriftSensor(BaseSensorOperator):
@@ -53,7 +55,7 @@ class DriftSensor(BaseSensorOperator):
         thresholds: Mapping[str, Any] | None = None,
         threshold: Literal["possible_drift", "drift"] = "drift",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -72,6 +74,8 @@ class DriftSensor(BaseSensorOperator):
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     @cached_property

@@ -11,12 +11,14 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 
 from airflow_mlops_provider.exceptions import MlopsProviderError
-from airflow_mlops_provider.hooks.mlflow import MlflowHook
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
 from airflow_mlops_provider.links.mlflow import MlflowModelVersionLink
 from airflow_mlops_provider.triggers.registry import ModelVersionTrigger, check_registry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 
 class ModelVersionSensor(BaseSensorOperator):
@@ -52,7 +54,7 @@ class ModelVersionSensor(BaseSensorOperator):
         alias: str | None = None,
         target_version: str | int | None = None,
         away_from_version: str | int | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -67,6 +69,8 @@ class ModelVersionSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> MlflowHook:
+        from airflow_mlops_provider.hooks.mlflow import MlflowHook
+
         return MlflowHook(self.mlflow_conn_id)
 
     def _args(self) -> dict[str, Any]:

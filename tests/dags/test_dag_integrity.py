@@ -15,6 +15,19 @@ from tests.conftest import REPO, python_in_subprocess
 
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
 HEAVY_MODULES = ("mlflow", "whylogs", "bentoml", "sklearn", "pandas")
+#: Provider modules only a running task needs: the hook (which builds its settings class on import),
+#: the data, registry, storage, serving and training machinery. Parsing pays for none of them.
+TASK_TIME_MODULES = (
+    "airflow_mlops_provider.hooks.mlflow",
+    "airflow_mlops_provider.data",
+    "airflow_mlops_provider.evidence",
+    "airflow_mlops_provider.gates",
+    "airflow_mlops_provider.promotion",
+    "airflow_mlops_provider.serving",
+    "airflow_mlops_provider.stack",
+    "airflow_mlops_provider.storage",
+    "airflow_mlops_provider.training",
+)
 
 PARSE_SCRIPT = """
 import json, sys
@@ -49,6 +62,7 @@ print(json.dumps({
     "dags": dags,
     "lookups": lookups,
     "heavy": sorted({m.split(".")[0] for m in new} & set(sys.argv[2].split(","))),
+    "provider_modules": sorted(m for m in new if m.partition(".")[0] == "airflow_mlops_provider"),
 }))
 """
 
@@ -81,6 +95,11 @@ def test_parsing_imports_no_heavy_library(parsed):
     assert parsed["heavy"] == []
 
 
+def test_parsing_imports_no_task_time_provider_module(parsed):
+    task_time = [m for m in parsed["provider_modules"] if m.startswith(TASK_TIME_MODULES)]
+    assert task_time == []
+
+
 def test_every_dag_is_tagged(parsed):
     for dag_id, dag in parsed["dags"].items():
         assert dag["tags"], f"{dag_id} has no tags"
@@ -97,10 +116,12 @@ def test_the_check_itself_catches_a_heavy_import_and_a_lookup(tmp_path):
     bad = tmp_path / "bad_dag.py"
     bad.write_text(
         "import pandas\n"
+        "import airflow_mlops_provider.hooks.mlflow\n"
         "from airflow.sdk import DAG, BaseHook\n"
         "BaseHook.get_connection('mlflow_default')\n"
         "DAG('bad')\n"
     )
     parsed = _parse(bad)
     assert parsed["heavy"] == ["pandas"]
+    assert "airflow_mlops_provider.hooks.mlflow" in parsed["provider_modules"]
     assert parsed["lookups"] == ["connection mlflow_default"]
