@@ -14,7 +14,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +21,13 @@ from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider import lineage
 from airflow_mlops_provider.exceptions import PackagingError
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 #: Labels on the BentoML model and the Bento, tying both to the registry.
 LABEL_MODEL_NAME = "mlflow_model_name"
@@ -80,7 +78,7 @@ def read_sample(uri: str, columns: list[dict[str, Any]], rows: int) -> Any:
     return frame.head(rows)
 
 
-class BentoPackageOperator(BaseOperator):
+class BentoPackageOperator(MlflowHookMixin, BaseOperator):
     """Package a registered MLflow model version as a Bento, smoke-test it and export it.
 
     Resolves the version (by ``version`` or ``alias``) in the registry and refuses it unless it is
@@ -155,12 +153,6 @@ class BentoPackageOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self._server: Any = None
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
-
     # -- resolving -------------------------------------------------------------------------------
 
     def resolve_version(self, client: MlflowClient) -> ModelVersion:
@@ -223,7 +215,7 @@ class BentoPackageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         os.environ.update(bentoml_env())
-        client = self.hook.get_client()
+        client = self.mlflow_hook.get_client()
         mv = self.resolve_version(client)
         model_uri = f"models:/{mv.name}/{mv.version}"
         columns = self.check_servable(model_uri)

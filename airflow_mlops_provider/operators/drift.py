@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.standard.operators.branch import BranchMixIn
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlops_provider.data.drift import DriftThresholds
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 OUTCOMES = ("no_drift", "possible_drift", "drift")
 REPORT_JSON = "drift_report.json"
@@ -32,7 +30,7 @@ def _choice(value: str, allowed: Sequence[str], name: str) -> str:
     return value
 
 
-class DriftCheckOperator(BaseOperator, BranchMixIn):
+class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
     """Compare a target profile with a reference profile, per column and overall.
 
     The reference is a profile URI, or the training-data profile recorded on an MLflow model version
@@ -130,12 +128,6 @@ class DriftCheckOperator(BaseOperator, BranchMixIn):
     @staticmethod
     def alias_name(asset: Asset) -> str:
         return f"mlops-drift:{asset.name}"
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def _reference_uri(self) -> str | None:
         from airflow_mlops_provider.evidence import model_reference_profile_uri

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 DEFAULT_CHUNK_ROWS = 250_000
 
 
-class WhylogsProfileOperator(BaseOperator):
+class WhylogsProfileOperator(MlflowHookMixin, BaseOperator):
     """Profile a dataset with whylogs, streaming it in chunks, and write the profile and a summary.
 
     Writes ``profile.bin`` (the whylogs profile) and ``summary.json`` (rows, columns, per-column
@@ -67,12 +65,6 @@ class WhylogsProfileOperator(BaseOperator):
         self.mlflow_artifact_path = mlflow_artifact_path
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_conn_id = storage_conn_id
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops_provider import storage

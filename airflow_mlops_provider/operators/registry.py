@@ -18,14 +18,13 @@ import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider.exceptions import MlflowConnectionError, PromotionConflict, PromotionRejected
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.links.mlflow import (
     XCOM_MODEL_VERSION_URL,
     XCOM_RUN_URL,
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, TaskGroup
 
     from airflow_mlops_provider.gates import GateResult, PromotionGates
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
     from airflow_mlops_provider.promotion import LeaseSettings
 
 OnReject = Literal["fail", "return"]
@@ -76,18 +74,12 @@ def _failure_message(name: str, version: str, failed: Sequence[Mapping[str, Any]
     return f"{name} v{version} not promoted: " + "; ".join(_describe(g) for g in failed)
 
 
-class _RegistryOperator(BaseOperator):
+class _RegistryOperator(MlflowHookMixin, BaseOperator):
     """Shared plumbing: the hook, the lease settings, links and the commit under the lease."""
 
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     mlflow_conn_id: str
     lease: LeaseSettings | None
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def _lease_settings(self) -> LeaseSettings:
         from airflow_mlops_provider.promotion import LeaseSettings
@@ -95,7 +87,7 @@ class _RegistryOperator(BaseOperator):
         return self.lease or LeaseSettings()
 
     def _push_links(self, context: Context, name: str, version: str, run: Any | None) -> None:
-        uri = self.hook.tracking_uri
+        uri = self.mlflow_hook.tracking_uri
         ti = context["ti"]
         if url := model_version_url(uri, name, version):
             ti.xcom_push(key=XCOM_MODEL_VERSION_URL, value=url)
@@ -110,7 +102,7 @@ class _RegistryOperator(BaseOperator):
 
         name, version = decision["registered_model_name"], str(decision["version"])
         expected = decision.get("evaluated_against_version")
-        uri = self.hook.tracking_uri
+        uri = self.mlflow_hook.tracking_uri
         try:
             with (
                 p.translate_unreachable(uri, f"promoting {name} v{version}"),
@@ -263,8 +255,8 @@ class ModelPromotionOperator(_RegistryOperator):
         on_reject = _check_on_reject(self.on_reject)
         gates = PromotionGates.coerce(self.gates)
         name = self.registered_model_name
-        client = self.hook.get_client()
-        uri = self.hook.tracking_uri
+        client = self.mlflow_hook.get_client()
+        uri = self.mlflow_hook.tracking_uri
 
         with p.translate_unreachable(uri, f"registering the candidate in {name!r}"):
             candidate = p.resolve_candidate(client, self.candidate, self.model_artifact_path)
@@ -491,7 +483,7 @@ def approval_outcome(event: Mapping[str, Any]) -> dict[str, Any]:
     return {"decision": outcome, "by": by, "at": at.isoformat() if hasattr(at, "isoformat") else at}
 
 
-class ModelApprovalOperator(ApprovalOperator):
+class ModelApprovalOperator(MlflowHookMixin, ApprovalOperator):
     """Ask a human to approve a gated candidate; no answer within ``response_timeout`` rejects.
 
     Built on Airflow's ``ApprovalOperator``: the task waits for a response in the Airflow UI. Its body
@@ -529,12 +521,6 @@ class ModelApprovalOperator(ApprovalOperator):
         self.drift_summary = drift_summary
         self.mlflow_conn_id = mlflow_conn_id
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
-
     def _decision(self, context: Context) -> dict[str, Any]:
         decision = context["ti"].xcom_pull(task_ids=self.evaluation_task_id)
         if not isinstance(decision, Mapping) or "version" not in decision:
@@ -555,7 +541,7 @@ class ModelApprovalOperator(ApprovalOperator):
         name, version = decision["registered_model_name"], decision["version"]
         self.subject = f"Promote {name} v{version} to champion?"
         self.body = render_approval_body(decision, self.drift_summary)
-        if url := model_version_url(self.hook.tracking_uri, name, str(version)):
+        if url := model_version_url(self.mlflow_hook.tracking_uri, name, str(version)):
             context["ti"].xcom_push(key=XCOM_MODEL_VERSION_URL, value=url)
         return decision
 
@@ -579,8 +565,10 @@ class ModelApprovalOperator(ApprovalOperator):
             tags[p.TAG_REASONS] = f"approval: {outcome['decision']}" + (
                 f" by {outcome['by']}" if outcome["by"] else ""
             )
-        client = self.hook.get_client()
-        with p.translate_unreachable(self.hook.tracking_uri, f"recording the approval of {name} v{version}"):
+        client = self.mlflow_hook.get_client()
+        with p.translate_unreachable(
+            self.mlflow_hook.tracking_uri, f"recording the approval of {name} v{version}"
+        ):
             p.set_version_tags(client, name, version, tags)
         self.log.info("Approval of %s v%s: %s by %s", name, version, outcome["decision"], outcome["by"])
         # An "error" event (a timeout without defaults) makes the base class raise HITLTimeoutError.
@@ -634,7 +622,7 @@ class ModelPromotionCommitOperator(_RegistryOperator):
             )
         decision = dict(decision)
         name, version = decision["registered_model_name"], str(decision["version"])
-        client = self.hook.get_client()
+        client = self.mlflow_hook.get_client()
         self._push_links(context, name, version, None)
         approval = None
         if self.approval_task_id:
@@ -704,8 +692,8 @@ class ModelRollbackOperator(_RegistryOperator):
         if not str(self.reason or "").strip():
             raise ValueError("reason is empty; a rollback must say why")
         name = self.registered_model_name
-        client = self.hook.get_client()
-        uri = self.hook.tracking_uri
+        client = self.mlflow_hook.get_client()
+        uri = self.mlflow_hook.tracking_uri
         with (
             p.translate_unreachable(uri, f"rolling back {name}"),
             p.RegistryLease(client, name, _owner(context), self._lease_settings(), self.log) as lease,

@@ -27,12 +27,11 @@ from kubernetes.client import models as k8s
 
 from airflow_mlops_provider import __version__, lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 TrainingRuntime = Literal["kubernetes", "local"]
 RUNTIMES: tuple[str, ...] = get_args(TrainingRuntime)
@@ -151,7 +150,7 @@ def _caused_by(err: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
-class MLflowTrainingOperator(KubernetesPodOperator):
+class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
     """Train a model, tracked in MLflow, in a Kubernetes pod or in a local subprocess.
 
     The operator creates the MLflow run before the pod (or subprocess) starts and tags it with its
@@ -296,12 +295,6 @@ class MLflowTrainingOperator(KubernetesPodOperator):
         self._process: subprocess.Popen[str] | None = None
         self._run_killed = False
         self._launch_failure: str | None = None
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     # ---- what the process gets -------------------------------------------------------------------
 

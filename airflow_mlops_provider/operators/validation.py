@@ -5,25 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlops_provider.data.contract import DataContract, Tolerances
     from airflow_mlops_provider.data.profiles import Profile
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
 REPORT_JSON = "validation_report.json"
 REPORT_MD = "validation_report.md"
 
 
-class DataValidationOperator(BaseOperator):
+class DataValidationOperator(MlflowHookMixin, BaseOperator):
     """Check a dataset's profile against a data contract; fail listing every failed check.
 
     The contract is a :class:`~airflow_mlops_provider.data.contract.DataContract`, a mapping of the
@@ -100,12 +98,6 @@ class DataValidationOperator(BaseOperator):
         self.mlflow_run_id = mlflow_run_id
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_conn_id = storage_conn_id
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     def _target(self) -> Profile:
         from airflow_mlops_provider.data.datasets import DatasetError

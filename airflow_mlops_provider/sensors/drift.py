@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
-
-class DriftSensor(BaseSensorOperator):
+class DriftSensor(MlflowHookMixin, BaseSensorOperator):
     """Wait until the target profile drifts from the reference at least as far as ``threshold``.
 
     The reference is a profile URI or a model version's training profile (as in
@@ -71,12 +69,6 @@ class DriftSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_conn_id = storage_conn_id
-
-    @cached_property
-    def mlflow_hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
 
     @cached_property
     def resolved_reference_uri(self) -> str:

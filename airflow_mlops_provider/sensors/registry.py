@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 
 from airflow_mlops_provider.exceptions import MlopsProviderError
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID
+from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.links.mlflow import MlflowModelVersionLink
 from airflow_mlops_provider.triggers.registry import ModelVersionTrigger, check_registry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlops_provider.hooks.mlflow import MlflowHook
 
-
-class ModelVersionSensor(BaseSensorOperator):
+class ModelVersionSensor(MlflowHookMixin, BaseSensorOperator):
     """Wait until a model version is READY, or until an alias points at (or away from) a version.
 
     Give ``version`` alone to wait for READY; give ``alias`` with ``target_version`` or
@@ -67,12 +64,6 @@ class ModelVersionSensor(BaseSensorOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.deferrable = deferrable
 
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from airflow_mlops_provider.hooks.mlflow import MlflowHook
-
-        return MlflowHook(self.mlflow_conn_id)
-
     def _args(self) -> dict[str, Any]:
         def text(value: Any) -> str | None:
             return None if value in (None, "") else str(value)
@@ -91,7 +82,9 @@ class ModelVersionSensor(BaseSensorOperator):
         return args
 
     def poke(self, context: Context) -> bool:
-        status, message = check_registry(self.hook.get_client(), self.registered_model_name, **self._args())
+        status, message = check_registry(
+            self.mlflow_hook.get_client(), self.registered_model_name, **self._args()
+        )
         self.log.info("%s", message)
         if status == "failed":
             raise MlopsProviderError(message)
