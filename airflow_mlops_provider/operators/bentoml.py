@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-
 #: Labels on the BentoML model and the Bento, tying both to the registry.
 LABEL_MODEL_NAME = "mlflow_model_name"
 LABEL_MODEL_VERSION = "mlflow_model_version"

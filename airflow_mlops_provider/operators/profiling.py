@@ -14,7 +14,6 @@ from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
 DEFAULT_CHUNK_ROWS = 250_000
 
 

@@ -78,7 +78,6 @@ class _RegistryOperator(MlflowHookMixin, BaseOperator):
     """Shared plumbing: the hook, the lease settings, links and the commit under the lease."""
 
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
-    mlflow_conn_id: str
     lease: LeaseSettings | None
 
     def _lease_settings(self) -> LeaseSettings:

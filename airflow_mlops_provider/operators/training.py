@@ -32,7 +32,6 @@ from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
 TrainingRuntime = Literal["kubernetes", "local"]
 RUNTIMES: tuple[str, ...] = get_args(TrainingRuntime)
 
