@@ -545,6 +545,8 @@ def main() -> None:
         "interval) and count the parses that ran a full garbage collection",
     )
     args = parser.parse_args()
+    if args.processor is not None and args.processor < 10:
+        parser.error(f"--processor {args.processor}: give at least 10 seconds, enough for a few parses")
     files = [f.resolve() for f in args.files] or sorted(
         p for p in DAGS.glob("*.py") if p.name != "__init__.py"
     )
