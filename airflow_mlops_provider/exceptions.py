@@ -26,8 +26,14 @@ class PodSchedulingError(TrainingError):
     """A training pod never started: no node could take its request, or its image could not be pulled."""
 
 
-class GateConfigError(MlopsProviderError):
-    """A promotion gate configuration is malformed; the message names the key and the allowed values."""
+class GateConfigError(MlopsProviderError, AirflowFailException):
+    """A promotion gate configuration is malformed, or does not suit the model it judges; the message
+    names the gate, the key or metric, and the allowed values. The task fails without retries: the
+    same configuration fails again."""
+
+
+class CandidateError(MlopsProviderError, AirflowFailException):
+    """A promotion was given something that names no model; the message lists the accepted forms."""
 
 
 class PromotionRejected(MlopsProviderError):

@@ -20,6 +20,7 @@ the functions that need them.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -65,12 +66,34 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 
+ModelKind = Literal["classification", "regression"]
+MODEL_KINDS: tuple[ModelKind, ...] = ("classification", "regression")
+
+
+def metrics_for(kind: str) -> list[str]:
+    """The names of the metrics that apply to models of ``kind``, sorted."""
+    return sorted(name for name, spec in METRICS.items() if spec.task == kind)
+
+
+def _known_metrics() -> str:
+    return "; ".join(f"{kind} metrics: {', '.join(metrics_for(kind))}" for kind in MODEL_KINDS)
+
+
+def check_model_kind(kind: Any, where: str = "model_kind") -> ModelKind:
+    """Return ``kind`` if it is a model kind, else raise naming the allowed values."""
+    if kind not in MODEL_KINDS:
+        raise GateConfigError(f"{where}: {kind!r} is not a model kind; allowed: {list(MODEL_KINDS)}")
+    return kind  # type: ignore[no-any-return]
+
+
 def metric_spec(name: str, where: str) -> MetricSpec:
     """Return the spec of metric ``name`` or raise naming ``where`` it was used and the known metrics."""
     try:
         return METRICS[name]
     except KeyError:
-        raise GateConfigError(f"{where}: unknown metric {name!r}; allowed: {sorted(METRICS)}") from None
+        close = difflib.get_close_matches(name.lower(), list(METRICS), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise GateConfigError(f"{where}: unknown metric {name!r}{hint}; {_known_metrics()}") from None
 
 
 def _number(value: Any, where: str) -> float:
@@ -459,8 +482,10 @@ class PromotionGates:
             raise GateConfigError(f"slices: names must be unique, got {names}")
         tasks = {METRICS[m].task for m in self.metrics}
         if len(tasks) > 1:
+            by_kind = {k: [m for m in self.metrics if METRICS[m].task == k] for k in sorted(tasks)}
             raise GateConfigError(
-                f"gates mix classification and regression metrics ({sorted(self.metrics)}); use one kind"
+                f"gates mix classification and regression metrics ({by_kind}); a model is one kind: "
+                f"{_known_metrics()}"
             )
         if not (self.thresholds or self.no_regression or self.slices or self.latency):
             raise GateConfigError(
@@ -470,9 +495,35 @@ class PromotionGates:
     @property
     def metrics(self) -> list[str]:
         """Every metric some gate reads, in a stable order."""
-        names = [t.metric for t in self.thresholds] + [r.metric for r in self.no_regression]
-        names += [t.metric for s in self.slices for t in s.thresholds]
-        return sorted(set(names))
+        return sorted({metric for _, metric in self._metric_gates()})
+
+    def _metric_gates(self) -> list[tuple[str, str]]:
+        """Each gate that reads a metric, as ``(how it was declared, metric)``."""
+        gates = [(f"thresholds: {t}", t.metric) for t in self.thresholds]
+        gates += [(f"no_regression: {r.metric}", r.metric) for r in self.no_regression]
+        gates += [(f"slices.{s.name}: {t}", t.metric) for s in self.slices for t in s.thresholds]
+        return gates
+
+    @property
+    def kind(self) -> ModelKind | None:
+        """The kind of model these gates judge, from their metrics; ``None`` for latency alone."""
+        kinds = {METRICS[m].task for m in self.metrics}
+        return kinds.pop() if kinds else None
+
+    def check_kind(self, kind: str, source: str = "") -> None:
+        """Raise :class:`GateConfigError` unless every metric gate suits a model of ``kind``.
+
+        :param source: Where the kind came from, for the message (``"the training run's tag"``).
+        """
+        check_model_kind(kind)
+        for declared, metric in self._metric_gates():
+            task = METRICS[metric].task
+            if task != kind:
+                said = f" ({source})" if source else ""
+                raise GateConfigError(
+                    f"gate {declared!r} reads {metric!r}, a {task} metric, but the model is a {kind} "
+                    f"model{said}; {kind} metrics: {', '.join(metrics_for(kind))}"
+                )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PromotionGates:
@@ -680,14 +731,27 @@ def scores_from_output(output: Any) -> Any:
     return array.reshape(-1)
 
 
-def compute_metrics(y_true: Any, scores: Any, names: Sequence[str]) -> dict[str, float | None]:
+def compute_metrics(
+    y_true: Any, scores: Any, names: Sequence[str], kind: str | None = None
+) -> dict[str, float | None]:
     """Compute ``names`` from true values and model scores; a metric that is undefined is ``None``.
 
     The single metric implementation used for candidate and champion alike.
+
+    :param kind: The model's kind; a metric of the other kind is refused rather than computed (an
+        ``accuracy`` of a regressor's outputs against ``score >= 0.5`` would be a number, and wrong).
     """
     import numpy as np
     from sklearn import metrics as skm
 
+    if kind is not None:
+        check_model_kind(kind)
+        wrong = [n for n in names if n in METRICS and METRICS[n].task != kind]
+        if wrong:
+            raise GateConfigError(
+                f"metrics {wrong} do not apply to a {kind} model; {kind} metrics: "
+                f"{', '.join(metrics_for(kind))}"
+            )
     y = np.asarray(y_true)
     s = np.asarray(scores, dtype=float)
     labels = (s >= 0.5).astype(int)
@@ -715,7 +779,7 @@ def compute_metrics(y_true: Any, scores: Any, names: Sequence[str]) -> dict[str,
             elif name == "mae":
                 value = skm.mean_absolute_error(y, s)
             else:
-                raise GateConfigError(f"unknown metric {name!r}; allowed: {sorted(METRICS)}")
+                metric_spec(name, "compute_metrics")
         except ValueError:
             value = None
         out[name] = None if value is None else float(value)
@@ -723,12 +787,18 @@ def compute_metrics(y_true: Any, scores: Any, names: Sequence[str]) -> dict[str,
 
 
 def evaluate_frame(
-    predict_scores: Any, frame: pd.DataFrame, target: str, features: Sequence[str], gates: PromotionGates
+    predict_scores: Any,
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str],
+    gates: PromotionGates,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on ``frame``: whole-set metrics and every slice's metrics.
 
     :param predict_scores: ``callable(features_frame) -> 1-D scores``; the model is called once on the
         whole frame, and slices reuse those scores.
+    :param kind: The model's kind (see :func:`compute_metrics`).
     """
     import numpy as np
 
@@ -737,7 +807,11 @@ def evaluate_frame(
     if scores.shape[0] != len(frame):
         raise ValueError(f"model returned {scores.shape[0]} predictions for {len(frame)} rows")
     y = frame[target].to_numpy()
-    report: dict[str, Any] = {"rows": len(frame), "overall": compute_metrics(y, scores, names), "slices": {}}
+    report: dict[str, Any] = {
+        "rows": len(frame),
+        "overall": compute_metrics(y, scores, names, kind),
+        "slices": {},
+    }
     for s in gates.slices:
         try:
             mask = filter_mask(parse_filter(s.where), frame, s.where)
@@ -745,6 +819,8 @@ def evaluate_frame(
             report["slices"][s.name] = {"rows": 0, "metrics": {}, "error": str(err).strip("\"'")}
             continue
         rows = int(mask.sum())
-        metrics = compute_metrics(y[mask], scores[mask], [t.metric for t in s.thresholds]) if rows else {}
+        metrics = (
+            compute_metrics(y[mask], scores[mask], [t.metric for t in s.thresholds], kind) if rows else {}
+        )
         report["slices"][s.name] = {"rows": rows, "metrics": metrics, "error": None}
     return report

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlops_provider import lineage
-from airflow_mlops_provider.exceptions import MlflowConnectionError, PromotionConflict
+from airflow_mlops_provider.exceptions import CandidateError, MlflowConnectionError, PromotionConflict
 from airflow_mlops_provider.gates import EvidenceRequirement, GateResult, LatencyBudget
 
 if TYPE_CHECKING:
@@ -143,18 +143,54 @@ class Candidate:
     given: str
 
 
+#: What ``candidate=`` accepts, for error messages.
+CANDIDATE_FORMS = (
+    "the training task's result as it is ({{ ti.xcom_pull(task_ids='train') }}: a dict with "
+    "'run_id' or 'model_uri'), a 32-character MLflow run id, a runs:/<run id>/<path> URI, a "
+    "models:/m-<id> logged-model URI, or an artifact URI with a scheme (s3://, file://, ...)"
+)
+# An artifact URI MLflow can load a model from: a scheme, then a location (mlflow-artifacts:/x, s3://x).
+_ARTIFACT_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/.+")
+
+
+def _mapping_text(text: str) -> Mapping[str, Any] | None:
+    """Read a rendered dict back: JSON, or the Python repr a ``{{ ti.xcom_pull(...) }}`` template gives."""
+    import ast
+
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            continue
+        return value if isinstance(value, Mapping) else None
+    return None
+
+
 def resolve_candidate(client: MlflowClient, candidate: Any, model_artifact_path: str = "model") -> Candidate:
     """Resolve a run id, a ``runs:/`` or ``models:/m-…`` URI, or a training XCom dict to a :class:`Candidate`.
 
-    MLflow 3 stores logged models as their own entities; a ``runs:/<run>/<name>`` URI is resolved to
-    the run's logged model of that name, so the registered source loads anywhere.
+    The training result may arrive as a dict or rendered into a string by a template (its Python
+    repr, or JSON); both are read back. MLflow 3 stores logged models as their own entities; a
+    ``runs:/<run>/<name>`` URI is resolved to the run's logged model of that name, so the registered
+    source loads anywhere. Anything else raises :class:`CandidateError` naming the accepted forms.
     """
+    if isinstance(candidate, str) and candidate.strip().startswith("{"):
+        parsed = _mapping_text(candidate.strip())
+        if parsed is None:
+            raise CandidateError(
+                f"candidate {candidate[:300]!r} looks like a dict but does not parse; give {CANDIDATE_FORMS}"
+            )
+        candidate = parsed
     if isinstance(candidate, Mapping):
         given = candidate.get("model_uri") or candidate.get("run_id")
         if not given:
-            raise ValueError(f"candidate {dict(candidate)!r} has neither 'model_uri' nor 'run_id'")
+            raise CandidateError(
+                f"candidate {dict(candidate)!r} has neither 'model_uri' nor 'run_id'; give {CANDIDATE_FORMS}"
+            )
         return resolve_candidate(client, str(given), model_artifact_path)
-    text = str(candidate).strip()
+    if not isinstance(candidate, str) or not candidate.strip():
+        raise CandidateError(f"candidate {candidate!r} is not a model reference; give {CANDIDATE_FORMS}")
+    text = candidate.strip()
     if _RUN_ID.match(text):
         text = f"runs:/{text}/{model_artifact_path}"
     if text.startswith("runs:/"):
@@ -172,11 +208,37 @@ def resolve_candidate(client: MlflowClient, candidate: Any, model_artifact_path:
         logged = client.get_logged_model(text.removeprefix("models:/").strip("/"))
         return Candidate(text, logged.source_run_id, str(candidate))
     if text.startswith("models:/"):
-        raise ValueError(
+        raise CandidateError(
             f"candidate {text!r} is a registered model version; give the run id or the logged model URI "
             f"(models:/m-...) of the training run instead"
         )
+    if not _ARTIFACT_URI.match(text):
+        raise CandidateError(f"candidate {text[:300]!r} is not a model reference; give {CANDIDATE_FORMS}")
     return Candidate(text, None, str(candidate))
+
+
+def model_kind_from_tags(run_tags: Mapping[str, str] | None) -> str | None:
+    """The model's kind as its training run recorded it (``mlops.task_type``), or ``None``."""
+    kind = (run_tags or {}).get(lineage.TAG_TASK_TYPE)
+    return kind if kind in ("classification", "regression") else None
+
+
+def model_kind_of(model: Any) -> str | None:
+    """The kind of a loaded pyfunc model, from the estimator inside it; ``None`` when it cannot tell."""
+    try:
+        raw = model.get_raw_model()
+    except Exception:
+        return None
+    from sklearn.base import is_classifier, is_regressor
+
+    try:
+        if is_regressor(raw):
+            return "regression"
+        if is_classifier(raw):
+            return "classification"
+    except Exception:  # not a scikit-learn estimator: its tags cannot be read
+        pass
+    return "classification" if hasattr(raw, "predict_proba") else None
 
 
 def ensure_registered_model(client: MlflowClient, name: str) -> None:

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import BaseOperator
 
-from airflow_mlops_provider.exceptions import MlflowConnectionError, PromotionConflict, PromotionRejected
+from airflow_mlops_provider.exceptions import (
+    GateConfigError,
+    MlflowConnectionError,
+    PromotionConflict,
+    PromotionRejected,
+)
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.links.mlflow import (
     XCOM_MODEL_VERSION_URL,
@@ -39,11 +44,11 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context, TaskGroup
 
-    from airflow_mlops_provider.gates import GateResult, PromotionGates
+    from airflow_mlops_provider.gates import GateResult, ModelKind, PromotionGates
     from airflow_mlops_provider.promotion import LeaseSettings
 
-OnReject = Literal["fail", "return"]
-ON_REJECT: tuple[str, ...] = ("fail", "return")
+OnReject = Literal["fail", "skip", "return"]
+ON_REJECT: tuple[str, ...] = ("fail", "skip", "return")
 
 
 def _run_info(context: Context) -> dict[str, Any]:
@@ -72,6 +77,39 @@ def _check_on_reject(value: str) -> OnReject:
 
 def _failure_message(name: str, version: str, failed: Sequence[Mapping[str, Any]]) -> str:
     return f"{name} v{version} not promoted: " + "; ".join(_describe(g) for g in failed)
+
+
+def _refuse(context: Context, on_reject: OnReject, message: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """End a task whose candidate was refused, as ``on_reject`` asks; the decision is in XCom either way.
+
+    ``fail`` raises :class:`PromotionRejected`; ``skip`` pushes the decision and ends the task
+    ``skipped`` with the reason (visible in the grid, and downstream tasks run only if their trigger
+    rule allows); ``return`` returns it from a successful task.
+    """
+    if on_reject == "fail":
+        raise PromotionRejected(message, decision)
+    if on_reject == "skip":
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        context["ti"].xcom_push(key="return_value", value=decision)
+        raise AirflowSkipException(message)
+    return decision
+
+
+def _literal_gates(gates: Any) -> PromotionGates | None:
+    """Build gates given literally in the DAG file; ``None`` for templated ones or a file to read."""
+    from airflow_mlops_provider.gates import PromotionGates
+
+    if isinstance(gates, PromotionGates):
+        return gates
+    if isinstance(gates, Mapping):
+        import json
+
+        templated = "{{" in json.dumps(gates, default=str) or "{%" in json.dumps(gates, default=str)
+        return None if templated else PromotionGates.from_dict(gates)
+    if isinstance(gates, str) and "\n" in gates and "{{" not in gates and "{%" not in gates:
+        return PromotionGates.from_yaml(gates)
+    return None
 
 
 class _RegistryOperator(MlflowHookMixin, BaseOperator):
@@ -158,7 +196,24 @@ class _RegistryOperator(MlflowHookMixin, BaseOperator):
                     },
                 )
         self.log.info("Promoted %s v%s to champion (previous champion: %s)", name, version, expected)
+        self._log_decision(context, decision)
         return decision
+
+    def _log_decision(self, context: Context, decision: Mapping[str, Any]) -> None:
+        """Record the decision as the ``promotion`` step of this DAG run's decision log."""
+        from airflow_mlops_provider.decisions import promotion_step
+
+        gate_metrics = [
+            g["gate"].split(":", 1)[1]
+            for g in decision.get("gates") or []
+            if g["gate"].startswith(("threshold:", "no_regression:"))
+        ]
+        self.record_decision_step(
+            context,
+            decision.get("registered_model_name"),
+            "promotion",
+            promotion_step(decision, list(dict.fromkeys(gate_metrics))),
+        )
 
     def _record(self, client: Any, name: str, version: str, decision: Mapping[str, Any]) -> None:
         from airflow_mlops_provider import promotion as p
@@ -179,7 +234,7 @@ class ModelPromotionOperator(_RegistryOperator):
     ``gates`` is applied. Any failed gate, missing evidence or evaluation error refuses the candidate:
     the aliases are left alone and the task fails with a :class:`PromotionRejected` naming each failed
     gate with its observed and required value (or, with ``on_reject="return"``, returns a
-    ``rejected`` decision). A passing candidate becomes ``champion`` and the old champion
+    ``rejected`` decision; ``on_reject="skip"`` ends the task skipped). A passing candidate becomes ``champion`` and the old champion
     ``previous_champion``, under a per-model lease and only if the champion is still the one it was
     evaluated against. The very first candidate (no champion) is judged on absolute gates alone.
 
@@ -194,9 +249,15 @@ class ModelPromotionOperator(_RegistryOperator):
     :param gates: :class:`~airflow_mlops_provider.gates.PromotionGates`, a mapping, YAML text or a
         YAML file path (templated).
     :param feature_columns: Model input columns; default every column but the target.
+    :param model_kind: ``classification`` or ``regression``. Literal gates are checked against it when
+        the DAG is parsed; without it the kind comes from the training run (``mlops.task_type``) or
+        the model itself, and is checked before anything is registered or evaluated. A gate whose
+        metric is of the other kind fails the task, naming the gate and the metrics that apply.
     :param commit: ``False`` stops after the gates with an ``awaiting_approval`` decision, for
         :class:`ModelApprovalOperator` and :class:`ModelPromotionCommitOperator` to finish.
-    :param on_reject: ``fail`` (raise) or ``return`` (return the ``rejected`` decision).
+    :param on_reject: What a refused candidate does to the task: ``fail`` (raise
+        :class:`PromotionRejected`), ``skip`` (the task ends skipped with the reasons, the decision in
+        its XCom) or ``return`` (the task succeeds and returns the ``rejected`` decision).
     :param drift_summary: Drift summary to record and show approvers, e.g. a drift task's XCom
         (templated).
     :param model_artifact_path: Name of the logged model inside the run, for a bare run id.
@@ -223,6 +284,7 @@ class ModelPromotionOperator(_RegistryOperator):
         target_column: str,
         gates: PromotionGates | dict[str, Any] | str | Path,
         feature_columns: Sequence[str] | None = None,
+        model_kind: ModelKind | None = None,
         commit: bool = True,
         on_reject: OnReject = "fail",
         drift_summary: Any = None,
@@ -239,6 +301,7 @@ class ModelPromotionOperator(_RegistryOperator):
         self.target_column = target_column
         self.gates = gates
         self.feature_columns = feature_columns
+        self.model_kind = model_kind
         self.commit = commit
         self.on_reject = on_reject
         self.drift_summary = drift_summary
@@ -246,6 +309,15 @@ class ModelPromotionOperator(_RegistryOperator):
         self.registration_timeout = registration_timeout
         self.lease = lease
         self.mlflow_conn_id = mlflow_conn_id
+        # Mistakes visible in the DAG file fail its import, before anything runs.
+        _check_on_reject(on_reject)
+        literal = _literal_gates(gates)
+        if model_kind is not None:
+            from airflow_mlops_provider.gates import check_model_kind
+
+            check_model_kind(model_kind)
+            if literal is not None:
+                literal.check_kind(model_kind, "model_kind=")
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops_provider import promotion as p
@@ -253,6 +325,8 @@ class ModelPromotionOperator(_RegistryOperator):
 
         on_reject = _check_on_reject(self.on_reject)
         gates = PromotionGates.coerce(self.gates)
+        if self.model_kind is not None:
+            gates.check_kind(self.model_kind, "model_kind=")
         name = self.registered_model_name
         client = self.mlflow_hook.get_client()
         uri = self.mlflow_hook.tracking_uri
@@ -261,6 +335,12 @@ class ModelPromotionOperator(_RegistryOperator):
             candidate = p.resolve_candidate(client, self.candidate, self.model_artifact_path)
             run = client.get_run(candidate.run_id) if candidate.run_id else None
             run_tags = dict(run.data.tags) if run else {}
+            kind = self.model_kind or p.model_kind_from_tags(run_tags)
+            if kind is not None:
+                # Before registering: a gate that cannot judge this model adds no version.
+                gates.check_kind(
+                    kind, "model_kind=" if self.model_kind else "its training run's mlops.task_type"
+                )
             mv, _ = p.register_candidate(
                 client,
                 name,
@@ -293,20 +373,16 @@ class ModelPromotionOperator(_RegistryOperator):
         }
         if champion == version:
             self.log.info("%s v%s is already the champion; nothing to do", name, version)
-            return {
-                **decision,
-                "decision": "promoted",
-                "gates": [],
-                "metrics": {},
-                "reasons": ["already champion"],
-            }
+            decision.update(decision="promoted", gates=[], metrics={}, reasons=["already champion"])
+            self._log_decision(context, decision)
+            return decision
 
         with (
             p.translate_unreachable(uri, f"evaluating {name} v{version}"),
             tempfile.TemporaryDirectory(prefix="mlops-promotion-") as workdir,
         ):
             results, metrics, fingerprint = self._evaluate(
-                client, gates, name, version, champion, run_tags, candidate, workdir
+                client, gates, name, version, champion, run_tags, candidate, workdir, kind
             )
         decision.update(
             gates=[r.to_dict() for r in results],
@@ -321,15 +397,15 @@ class ModelPromotionOperator(_RegistryOperator):
             with p.translate_unreachable(uri, f"recording the rejection of {name} v{version}"):
                 self._record(client, name, version, decision)
             self.log.warning("%s", message)
-            if on_reject == "fail":
-                raise PromotionRejected(message, decision)
-            return decision
+            self._log_decision(context, decision)
+            return _refuse(context, on_reject, message, decision)
 
         if not self.commit:
             decision.update(decision="awaiting_approval", reasons=[])
             with p.translate_unreachable(uri, f"recording the evaluation of {name} v{version}"):
                 p.record_decision(client, name, version, decision)
             self.log.info("%s v%s passed every gate; awaiting approval", name, version)
+            self._log_decision(context, decision)
             return decision
         return self._commit(context, client, decision, approval=None)
 
@@ -343,6 +419,7 @@ class ModelPromotionOperator(_RegistryOperator):
         run_tags: dict[str, str],
         candidate: Any,
         workdir: str,
+        kind: str | None,
     ) -> tuple[list[GateResult], dict[str, Any], str | None]:
         from airflow_mlops_provider import promotion as p
         from airflow_mlops_provider.gates import GateResult, apply_gates, evaluate_frame
@@ -355,7 +432,7 @@ class ModelPromotionOperator(_RegistryOperator):
         def guarded(gate: str, what: str, fn: Any) -> Any:
             try:
                 return fn()
-            except MlflowConnectionError:
+            except (MlflowConnectionError, GateConfigError):
                 raise
             except Exception as err:
                 if p.is_unreachable(err):
@@ -380,11 +457,15 @@ class ModelPromotionOperator(_RegistryOperator):
         )
 
         def report(v: str) -> tuple[Any, dict[str, Any]]:
+            nonlocal kind
             # The version's own (immutable) source: a models:/<name>/<v> URI would make MLflow fetch
             # the registered model, whose cost grows with its number of versions.
             source = client.get_model_version(name, v).source
             model = p.load_model(client, source, tempfile.mkdtemp(dir=workdir, prefix=f"v{v}-"))
-            return model, evaluate_frame(p.make_scorer(model), frame, self.target_column, features, gates)
+            if kind is None and (kind := p.model_kind_of(model)) is not None:
+                gates.check_kind(kind, f"v{v}'s estimator")
+            scorer = p.make_scorer(model)
+            return model, evaluate_frame(scorer, frame, self.target_column, features, gates, kind)
 
         loaded = guarded("evaluation:candidate", f"candidate v{version}", lambda: report(version))
         champ_report = None
@@ -584,7 +665,8 @@ class ModelPromotionCommitOperator(_RegistryOperator):
 
     :param evaluation_task_id: The evaluation task.
     :param approval_task_id: The approval task, or ``None`` to commit on the gates alone.
-    :param on_reject: ``fail`` or ``return`` when not approved.
+    :param on_reject: ``fail``, ``skip`` or ``return`` when not approved (see
+        :class:`ModelPromotionOperator`).
     :param lease: Timing of the per-model promotion lease.
     :param mlflow_conn_id: The ``mlflow`` connection.
     """
@@ -637,9 +719,8 @@ class ModelPromotionCommitOperator(_RegistryOperator):
                 }
                 self._record(client, name, version, rejected)
                 message = f"{name} v{version} not promoted: approval {approval['decision']}"
-                if on_reject == "fail":
-                    raise PromotionRejected(message, rejected)
-                return rejected
+                self._log_decision(context, rejected)
+                return _refuse(context, on_reject, message, rejected)
         return self._commit(context, client, decision, approval)
 
 

@@ -17,11 +17,13 @@ DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startsw
 HEAVY_MODULES = ("mlflow", "whylogs", "bentoml", "sklearn", "pandas")
 #: Provider modules only a running task needs: the hook (which builds its settings class on import),
 #: the data, registry, storage, serving and training machinery. Parsing pays for none of them.
+#: (``gates`` is not among them: gates written literally in a DAG file are checked when it is parsed,
+#: so that a typo is an import error; the module is standard library at import.)
 TASK_TIME_MODULES = (
     "airflow_mlops_provider.hooks.mlflow",
     "airflow_mlops_provider.data",
+    "airflow_mlops_provider.decisions",
     "airflow_mlops_provider.evidence",
-    "airflow_mlops_provider.gates",
     "airflow_mlops_provider.promotion",
     "airflow_mlops_provider.serving",
     "airflow_mlops_provider.stack",
@@ -125,3 +127,36 @@ def test_the_check_itself_catches_a_heavy_import_and_a_lookup(tmp_path):
     assert parsed["heavy"] == ["pandas"]
     assert "airflow_mlops_provider.hooks.mlflow" in parsed["provider_modules"]
     assert parsed["lookups"] == ["connection mlflow_default"]
+
+
+@pytest.mark.parametrize(
+    ("gates", "model_kind", "message"),
+    [
+        pytest.param(
+            '{"thresholds": ["RMSE <= 60"]}', None, "unknown metric 'RMSE' (did you mean 'rmse'?)", id="typo"
+        ),
+        pytest.param(
+            '{"thresholds": ["accuracy >= 0.0"]}',
+            '"regression"',
+            "gate 'thresholds: accuracy >= 0' reads 'accuracy', a classification metric, but the model is "
+            "a regression model (model_kind=); regression metrics: mae, r2, rmse",
+            id="wrong-kind",
+        ),
+    ],
+)
+def test_a_literal_gate_that_cannot_work_is_an_import_error_of_the_dag_file(
+    tmp_path, gates, model_kind, message
+):
+    dag_file = tmp_path / "typo_dag.py"
+    dag_file.write_text(
+        "from airflow.sdk import DAG\n"
+        "from airflow_mlops_provider.operators.registry import ModelPromotionOperator\n"
+        "with DAG('typo', schedule=None):\n"
+        "    ModelPromotionOperator(task_id='promote', candidate='{{ ti.xcom_pull(task_ids=\"train\") }}',\n"
+        "        registered_model_name='diabetes', eval_data_uri='eval.csv', target_column='y',\n"
+        f"        gates={gates}, model_kind={model_kind})\n"
+    )
+    parsed = _parse(dag_file)
+    assert parsed["dags"] == {}
+    (error,) = parsed["import_errors"].values()
+    assert message in error

@@ -191,6 +191,82 @@ def test_refusal_can_return_a_rejected_decision(incumbent, client, trained):
     assert aliases(client, incumbent["name"])["champion"] == "2"
 
 
+def test_refusal_can_skip_the_task_with_the_decision_in_its_xcom(incumbent, client, trained):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    context = make_context()
+    with pytest.raises(
+        AirflowSkipException,
+        match=r"v\d+ not promoted: gate 'threshold:roc_auc' failed.*gate 'no_regression:roc_auc' failed",
+    ):
+        promotion(trained, incumbent["name"], "worse", on_reject="skip").execute(context)
+    decision = context["ti"].pushed["return_value"]
+    assert decision["decision"] == "rejected"
+    assert any("no_regression:roc_auc" in r for r in decision["reasons"])
+    assert aliases(client, incumbent["name"])["champion"] == "2"
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        pytest.param(str, id="python-repr"),  # what "{{ ti.xcom_pull(task_ids='train') }}" renders to
+        pytest.param(json.dumps, id="json"),
+    ],
+)
+def test_a_training_result_rendered_into_a_string_is_read_back(trained, client, render):
+    name = new_name()
+    result = {**trained.runs["better"], "experiment_id": "1", "metrics": {"roc_auc": 0.9}}
+    op = promotion(trained, name, "better")
+    op.candidate = render(result)
+    decision = op.execute(make_context())
+    assert decision["decision"] == "promoted"
+    assert decision["run_id"] == trained.runs["better"]["run_id"]
+    assert client.get_model_version(name, decision["version"]).run_id == trained.runs["better"]["run_id"]
+
+
+@pytest.fixture(scope="module")
+def regressor_runs(mlflow_server: Any, trained: Any) -> dict[str, str]:
+    """Two runs of one regressor: tagged by the runner as regression, and untagged."""
+    import mlflow
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.read_csv(trained.eval_csv)
+    model = LinearRegression().fit(frame[FEATURES], frame["churned"].astype(float))
+    runs = {}
+    for label, tags in (("tagged", {p.lineage.TAG_TASK_TYPE: "regression"}), ("untagged", {})):
+        with mlflow.start_run(tags=tags) as run:
+            mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+        runs[label] = run.info.run_id
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("label", "registered"),
+    [
+        pytest.param("tagged", False, id="kind-from-the-run-before-registration"),
+        pytest.param("untagged", True, id="kind-from-the-estimator-before-evaluation"),
+    ],
+)
+def test_classification_gate_on_a_regressor_fails_naming_the_gate_and_the_regression_metrics(
+    trained, client, regressor_runs, label, registered
+):
+    from airflow_mlops_provider.exceptions import GateConfigError
+
+    name = new_name()
+    op = promotion(trained, name, "better", gates={"thresholds": ["accuracy >= 0.0"], "evidence": False})
+    op.candidate = regressor_runs[label]
+    with pytest.raises(
+        GateConfigError,
+        match=r"gate 'thresholds: accuracy >= 0' reads 'accuracy', a classification metric, but the "
+        r"model is a regression model .*; regression metrics: mae, r2, rmse",
+    ):
+        op.execute(make_context())
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert len(versions) == (1 if registered else 0)
+    assert "champion" not in (aliases(client, name) if registered else {})
+
+
 def test_two_promotions_racing_on_one_model_have_exactly_one_winner(trained, client, monkeypatch):
     name = new_name()
     promote(trained, name, "baseline")
