@@ -387,11 +387,14 @@ class LocalStack:
                     ) from None
                 time.sleep(1)
 
-    def trigger(self, dag_id: str, conf: dict | None = None) -> dict:
-        """Unpause ``dag_id`` and trigger a run with ``conf``; return the run."""
+    def trigger(self, dag_id: str, conf: dict | None = None, run_id: str | None = None) -> dict:
+        """Unpause ``dag_id`` and trigger a run with ``conf`` (and ``run_id``, if given); return the run."""
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        body: dict = {"logical_date": None, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", body)
 
     def wait_for_run(
         self,

@@ -182,10 +182,15 @@ with DAG(
     # [START skip_unchanged]
     @task.branch
     def decide(
-        model_name: str, train_fingerprint: str, training_params: dict[str, str], force_retrain: str
+        model_name: str,
+        train_fingerprint: str,
+        training_params: dict[str, str],
+        force_retrain: str,
+        dag_run=None,
     ) -> str:
         """Skip retraining on data the champion was trained on, or that already made a version with
         the same parameters and seed (it would make the same model again), unless forced."""
+        from airflow_mlops_provider.decisions import record_step
         from airflow_mlops_provider.hooks.mlflow import MlflowHook
         from airflow_mlops_provider.lineage import TAG_DATA_FINGERPRINT
         from airflow_mlops_provider.promotion import CHAMPION, TAG_DECISION, alias_version, trained_version
@@ -195,25 +200,37 @@ with DAG(
         client = MlflowHook().get_client()
         # None only when there is no champion: an unreachable MLflow fails the task.
         champion = alias_version(client, model_name, CHAMPION)
+        reason = None
         if champion is not None:
             run_id = client.get_model_version(model_name, champion).run_id
             trained_on = client.get_run(run_id).data.tags.get(TAG_DATA_FINGERPRINT)
             if trained_on == train_fingerprint:
-                print(
-                    f"Not retraining: champion {model_name} v{champion} was trained on this very "
-                    f"data ({train_fingerprint}); set force_retrain to retrain anyway."
+                reason = (
+                    f"champion {model_name} v{champion} was trained on this very data ({train_fingerprint})"
                 )
-                return "skip_retraining"
-        same = trained_version(client, model_name, train_fingerprint, training_params, SEED)
+        same = (
+            None if reason else trained_version(client, model_name, train_fingerprint, training_params, SEED)
+        )
         if same is not None:
             decision = (same.tags or {}).get(TAG_DECISION, "undecided")
-            print(
-                f"Not retraining: {model_name} v{same.version} was trained on this very data "
-                f"({train_fingerprint}) with the same parameters and seed (its promotion decision: "
-                f"{decision}); set force_retrain to retrain anyway."
+            reason = (
+                f"{model_name} v{same.version} was trained on this very data ({train_fingerprint}) with "
+                f"the same parameters and seed (its promotion decision: {decision})"
             )
-            return "skip_retraining"
-        return "train"
+        if reason is None:
+            return "train"
+        print(f"Not retraining: {reason}; set force_retrain to retrain anyway.")
+        # The decision summary (python -m airflow_mlops_provider.decisions) shows why.
+        record_step(
+            client,
+            model_name,
+            dag_id=dag_run.dag_id,
+            dag_run_id=dag_run.run_id,
+            step="retraining",
+            payload={"decision": "skipped", "reason": "already trained on this data", "detail": reason},
+            champion=champion,
+        )
+        return "skip_retraining"
 
     # [END skip_unchanged]
     hyperparameters = {
@@ -259,7 +276,8 @@ with DAG(
         "drift_summary": "{{ ti.xcom_pull(task_ids='check_drift') }}",
     }
     # [START promote]
-    promote = ModelPromotionOperator(task_id="promote", on_reject="return", **promotion_args)
+    # A refused candidate ends the task skipped, the decision in its XCom and the decision log.
+    promote = ModelPromotionOperator(task_id="promote", on_reject="skip", **promotion_args)
     gated = gated_promotion(group_id="gated", require_approval=True, **promotion_args)
     # [END promote]
 

@@ -254,6 +254,12 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         for key, value in tags.items():
             client.set_model_version_tag(mv.name, str(mv.version), key, value)
         self.log.info("Bento %s exported to %s", tag, archive_uri)
+        self.record_decision_step(
+            context,
+            mv.name,
+            "package",
+            {"bento_tag": tag, "version": str(mv.version), "smoke_test": smoke["status"]},
+        )
         return {
             "bento_tag": tag,
             "model_tag": str(bento_model.tag),

@@ -161,6 +161,7 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
                 )
             self.log.info("No reference yet (model %s does not exist): drift check skipped", label)
             result: dict[str, Any] = {"outcome": "no_reference", "drift_share": 0.0, "drifted_columns": []}
+            self._record(context, result)
             self._branch(context, "no_reference")
             return result
         return self._check(context, reference_uri)
@@ -231,6 +232,7 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
                 self.drift_asset, extra=extra
             )
             self.log.info("Emitted an event for asset %s", self.drift_asset.name)
+        self._record(context, result)
         if self.fail_on is not None and at_least(report.outcome, self.fail_on):
             raise DriftDetectedError(
                 f"drift outcome {report.outcome!r} reaches fail_on={self.fail_on!r}: drifted columns "
@@ -238,6 +240,11 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
             )
         self._branch(context, report.outcome)
         return result
+
+    def _record(self, context: Context, result: dict[str, Any]) -> None:
+        from airflow_mlops_provider.decisions import drift_step
+
+        self.record_decision_step(context, self.reference_model_name, "drift", drift_step(result))
 
     def _branch(self, context: Context, outcome: str) -> None:
         if self.branch is None:

@@ -27,7 +27,9 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
     The contract is a :class:`~airflow_mlops_provider.data.contract.DataContract`, a mapping of the
     same shape, a YAML file path or YAML text; or it is derived from ``reference_profile_uri`` (the
     champion's training data) with ``tolerances``. Given both, the explicit contract's rules win
-    column by column. Without either, the task fails: there is nothing to validate against.
+    check by check: an explicit ``min_value`` replaces the derived one, while the derived checks the
+    explicit rule does not mention (a zero-share ceiling, say) still apply. Without either, the task
+    fails: there is nothing to validate against.
 
     A JSON report and a Markdown page are written to ``report_uri`` (and logged to ``mlflow_run_id``)
     before the verdict, so the evidence outlives a failed run. Returns ``{status, report_uri,
@@ -46,6 +48,8 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
     :param report_uri: Directory for the report; default ``$MLOPS_HOME/validation/<fingerprint>``. (templated)
     :param reference_time: ISO time freshness is measured from; default now. (templated)
     :param mlflow_run_id: Also log the report to this MLflow run. (templated)
+    :param model_name: Record the verdict in this registered model's decision log
+        (``python -m airflow_mlops_provider.decisions``); default ``reference_model_name``. (templated)
     :param mlflow_conn_id: The ``mlflow`` connection.
     :param storage_conn_id: Connection for object-storage URIs.
     """
@@ -60,6 +64,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         "report_uri",
         "reference_time",
         "mlflow_run_id",
+        "model_name",
     )
     template_fields_renderers = {"contract": "yaml"}
     ui_color = "#fdf3e3"
@@ -79,6 +84,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         report_uri: str | None = None,
         reference_time: str | None = None,
         mlflow_run_id: str | None = None,
+        model_name: str | None = None,
         mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         storage_conn_id: str | None = None,
         **kwargs: Any,
@@ -96,6 +102,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         self.report_uri = report_uri
         self.reference_time = reference_time
         self.mlflow_run_id = mlflow_run_id
+        self.model_name = model_name
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_conn_id = storage_conn_id
 
@@ -220,6 +227,14 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
             len(result.failures),
             len(result.warnings),
             md_uri,
+        )
+        from airflow_mlops_provider.decisions import validation_step
+
+        self.record_decision_step(
+            context,
+            self.model_name or self.reference_model_name,
+            "validation",
+            validation_step(result.status, result.failures),
         )
         if result.failures:
             lines = "\n".join(f"  - {r.message}" for r in result.failures)

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 def _rows(out: str) -> list[str]:
     """The table's week rows from what the story printed."""
-    table = out[out.index("\nweek  ") + 1 :].split("\n\n")[0].splitlines()
+    table = out[out.index("\nrun  ") + 1 :].split("\n\n")[0].splitlines()
     assert table[1].startswith("----")
     return table[2:]
 
@@ -34,7 +34,7 @@ def test_three_weeks_then_the_same_weeks_again(stack, capsys):
     client = MlflowClient(stack.config.mlflow_url, registry_uri=stack.config.mlflow_url)
     assert tell(stack), capsys.readouterr().err
     week1, week2, week3 = _rows(capsys.readouterr().out)
-    assert week1.startswith("1 baseline")
+    assert week1.startswith("week1-baseline-")
     assert "no champion yet" in week1
     assert "promoted" in week1
     assert "drift (" in week2
@@ -47,6 +47,10 @@ def test_three_weeks_then_the_same_weeks_again(stack, capsys):
     assert versions["2"][TAG_DECISION] in ("promoted", "rejected")
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert week3.split()[-2:] == [f"v{champion.version}", champion.tags[TAG_BENTO_TAG]]
+    # The table is the decision log's: the command prints the same rows.
+    from airflow_mlops_provider.decisions import summarize, table
+
+    assert table(summarize(client, MODEL_NAME)).splitlines()[2:] == [week1, week2, week3]
     bentos = _bentos(stack)
     assert bentos, "no Bento was built"
 
