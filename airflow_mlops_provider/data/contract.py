@@ -41,6 +41,7 @@ CHECKS = (
     "max_zero_fraction",
     "min_value",
     "max_value",
+    "finite",
     "allowed_values",
     "unique",
     "max_age",
@@ -85,6 +86,7 @@ class ColumnRule:
         were filled with 0 upstream show up here, not in the null share.
     :param min_value: Lowest allowed value (numeric and timestamp columns: epoch seconds).
     :param max_value: Highest allowed value.
+    :param finite: Numeric values must be finite: no ``inf`` or ``-inf`` (``Infinity`` in CSV).
     :param allowed_values: The set of allowed categories (string columns).
     :param unique: Values must be (probably) unique.
     :param max_age: Freshness: the newest timestamp may be at most this old (``"7d"`` or a timedelta).
@@ -99,6 +101,7 @@ class ColumnRule:
     max_zero_fraction: float | None = None
     min_value: float | None = None
     max_value: float | None = None
+    finite: bool = False
     allowed_values: frozenset[str] | None = None
     unique: bool = False
     max_age: timedelta | None = None
@@ -256,7 +259,8 @@ def _pct(x: float) -> str:
 def _num(x: float | None) -> str:
     if x is None:
         return "none"
-    return f"{x:g}" if not float(x).is_integer() else f"{int(x)}"
+    # 1e300 is a whole number too: only write out integers of a readable size in full.
+    return f"{int(x)}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 _TYPE_OK = {
@@ -410,6 +414,19 @@ def _column_checks(name: str, rule: ColumnRule, s: ColumnStats, now: datetime) -
             if numeric
             else f"column {name!r} has no numeric values to check a maximum on",
         )
+    if rule.finite:
+        # min and max are exact, so an infinity anywhere in the column shows in one of them.
+        ok = not numeric or (math.isfinite(s.min or 0.0) and math.isfinite(s.max or 0.0))
+        yield result(
+            "finite",
+            ok,
+            [s.min, s.max] if numeric else None,
+            "finite numbers",
+            f"column {name!r} has minimum {_num(s.min)} and maximum {_num(s.max)}, expected finite "
+            f"numbers (no inf or -inf)"
+            if numeric
+            else f"column {name!r} has no numeric values, so none that are infinite",
+        )
     if rule.allowed_values is not None:
         if s.categories is None:
             yield result(
@@ -490,7 +507,7 @@ def _is_set(rule: ColumnRule, check: str) -> bool:
     value = getattr(rule, check)
     if check == "required":
         return value is False  # required is the default; saying "optional" is the statement
-    if check == "unique":
+    if check in ("unique", "finite"):
         return value is True
     return value is not None
 
@@ -554,7 +571,9 @@ def derive_contract(
     Each reference column becomes required with its type, a null ceiling, a widened value range,
     its category set (when the profile lists it exactly), a ceiling on its share of zeros and
     (as warnings) bounds on its quantiles. The zero ceiling catches what the null ceiling cannot:
-    nulls filled with 0 upstream.
+    nulls filled with 0 upstream. A numeric column without infinities must stay finite (``fail``):
+    an ``inf`` is broken data (a division by zero upstream), not a new extreme. Bounds that the
+    reference cannot give finitely (its maximum is ``inf``, or its range overflows) are left out.
     """
     t = tolerances or Tolerances()
     columns = {}
@@ -572,10 +591,12 @@ def derive_contract(
         )
         min_value = max_value = zero_ceiling = None
         quantiles = None
+        finite = False
         severity: dict[str, Severity] = {}
         if s.min is not None and s.max is not None and not s.is_timestamp:
+            finite = math.isfinite(s.min) and math.isfinite(s.max)
             widen = (s.max - s.min) * t.range_rel
-            min_value, max_value = s.min - widen, s.max + widen
+            min_value, max_value = _finite_or_none(s.min - widen), _finite_or_none(s.max + widen)
             severity["min_value"] = severity["max_value"] = t.range_severity
             if s.min >= 0:
                 # A never-negative column that turns negative is broken data, not a new extreme.
@@ -583,7 +604,10 @@ def derive_contract(
                 severity["min_value"] = "fail"
             spread = s.quantiles.get("0.95", s.max) - s.quantiles.get("0.05", s.min)
             margin = max(spread * t.quantile_rel, 1e-9)
-            quantiles = {float(q): (v - margin, v + margin) for q, v in s.quantiles.items()}
+            if math.isfinite(margin):
+                quantiles = {
+                    float(q): (v - margin, v + margin) for q, v in s.quantiles.items() if math.isfinite(v)
+                } or None
             severity["quantiles"] = t.quantile_severity
             zeros = s.zero_fraction or 0.0
             zero_ceiling = round(min(1.0, max(zeros * 2, zeros + t.zero_fraction_abs)), 6)
@@ -593,9 +617,14 @@ def derive_contract(
             max_zero_fraction=zero_ceiling,
             min_value=min_value,
             max_value=max_value,
+            finite=finite,
             allowed_values=frozenset(s.categories) if s.categories else None,
             quantiles=quantiles,
             severity=severity or "fail",
         )
     min_rows = math.ceil(reference.rows * t.row_fraction) if t.row_fraction else 1
     return DataContract(columns=columns, min_rows=min_rows, name=name)
+
+
+def _finite_or_none(bound: float) -> float | None:
+    return bound if math.isfinite(bound) else None

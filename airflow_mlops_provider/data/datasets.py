@@ -5,14 +5,20 @@ A dataset is a CSV or Parquet file, a directory of partitions, or a glob. Local 
 ``ObjectStoragePath`` stands on, so ``s3://``, ``gs://``, ``memory://``… work wherever the
 filesystem's package is installed. Reading streams in chunks of ``chunk_rows`` rows, so memory
 stays flat however large the dataset is.
+
+The reader refuses, naming the file, what would otherwise be profiled quietly wrong: a Parquet file
+under a CSV name or CSV text under a Parquet name, a CSV header with a name twice, a header that is
+one column because the file is separated by ``;``, tab or ``|``, and a partition whose columns (or
+a column that is numbers in one file and text in another) differ from the dataset's other files.
 """
 
 from __future__ import annotations
 
 import io
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -34,6 +40,10 @@ _SUFFIXES: dict[str, Format] = {
 DEFAULT_CHUNK_ROWS = 250_000
 #: Bytes pyarrow parses at a time; with the read-ahead, a few of these are in memory at once.
 BLOCK_BYTES = 1 << 20
+#: Every Parquet file starts (and ends) with these bytes.
+PARQUET_MAGIC = b"PAR1"
+#: Separators that, in a header read as a single column, mean the file is not comma-separated.
+_OTHER_SEPARATORS = (";", "\t", "|")
 
 
 class DatasetError(ValueError):
@@ -161,14 +171,21 @@ def iter_chunks(
     """Yield the dataset's rows as DataFrames of at most ``chunk_rows`` rows, file after file.
 
     Raises :class:`DatasetError` naming the file for an empty file, a file that is not in the
-    format, or one that cannot be read. A file with a header and no rows yields nothing.
+    format, or one that cannot be read, and naming the partition when a file's columns or column
+    types differ from the files before it (checked on each file's first chunk, so at no extra read).
+    A file with a header and no rows yields nothing.
     """
     reader = _csv_chunks if file_format == "csv" else _parquet_chunks
+    schema = _PartitionSchema()
     for f in files:
         try:
             if f.size() == 0:
                 raise DatasetError(f"dataset file {f.uri!r} is empty (0 bytes)")
+            first = True
             for chunk in reader(f, chunk_rows):
+                if first and len(files) > 1:
+                    schema.check(f, chunk)
+                first = False
                 yield transform(chunk) if transform else chunk
         except DatasetError:
             raise
@@ -181,8 +198,135 @@ def iter_chunks(
             ) from None
 
 
+_ColumnKind = Literal["numeric", "text"]
+
+
+@dataclass
+class _PartitionSchema:
+    """The columns, and which are numbers and which text, of the files read so far.
+
+    A partition without a column would only lower that column's count in a profile (so null
+    checks pass), and one with text in a number column would mix the column's types; both are
+    refused. A column with only nulls in a file's first chunk has no type there, so it never
+    conflicts.
+    """
+
+    columns: list[str] | None = None
+    first_file: str = ""
+    kinds: dict[str, tuple[_ColumnKind, str]] = field(default_factory=dict)
+
+    def check(self, f: DatasetFile, chunk: pd.DataFrame) -> None:
+        names = [str(c) for c in chunk.columns]
+        if self.columns is None:
+            self.columns, self.first_file = names, f.name
+        elif set(names) != set(self.columns):
+            missing = [c for c in self.columns if c not in names]
+            extra = [c for c in names if c not in self.columns]
+            problems = []
+            if missing:
+                problems.append(f"lacks column(s) {missing} that partition {self.first_file!r} has")
+            if extra:
+                problems.append(f"has column(s) {extra} that partition {self.first_file!r} lacks")
+            raise DatasetError(
+                f"dataset file {f.uri!r} (partition {f.name!r}) {' and '.join(problems)}; every file of "
+                f"a dataset must have the same columns"
+            )
+        for name in chunk.columns:
+            kind = _column_kind(chunk[name])
+            if kind is None:
+                continue
+            seen = self.kinds.setdefault(str(name), (kind, f.name))
+            if seen[0] != kind:
+                example = f" (e.g. {_first_text(chunk[name])!r})" if kind == "text" else ""
+                raise DatasetError(
+                    f"dataset file {f.uri!r} (partition {f.name!r}): column {str(name)!r} is {kind}"
+                    f"{example}, but {seen[0]} in partition {seen[1]!r}; every file of a dataset must give "
+                    f"a column the same type"
+                )
+
+
+def _column_kind(column: pd.Series) -> _ColumnKind | None:
+    """``numeric`` or ``text`` for a column with values of that type; ``None`` for others and all-null."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric" if column.notna().any() else None
+    if isinstance(dtype, pd.StringDtype):
+        return "text" if column.notna().any() else None
+    # pandas' own CSV reader (the re-read of a file) keeps text as Python objects.
+    if pd.api.types.is_object_dtype(dtype):
+        first = column.first_valid_index()
+        return "text" if first is not None and isinstance(column[first], str) else None
+    return None
+
+
+def _first_text(column: pd.Series) -> Any:
+    """The column's first value that is not a number (only ever called to word an error)."""
+    import pandas as pd
+
+    values = column.dropna()
+    text = values[pd.to_numeric(values, errors="coerce").isna()]
+    return text.iloc[0] if len(text) else values.iloc[0]
+
+
+def _refuse_duplicate_names(f: DatasetFile, names: Sequence[str]) -> None:
+    duplicated = sorted(name for name, n in Counter(names).items() if n > 1)
+    if duplicated:
+        raise DatasetError(
+            f"dataset file {f.uri!r} has duplicate column name(s) {duplicated}; expected each name once"
+        )
+
+
+def _refuse_other_separator(f: DatasetFile, names: Sequence[str]) -> None:
+    """Refuse a CSV header read as a single column that holds ``;``, a tab or ``|`` (and no binary)."""
+    if len(names) == 1 and not any(ch < " " and ch != "\t" for ch in names[0]):
+        separator = max(_OTHER_SEPARATORS, key=names[0].count)
+        if separator in names[0]:
+            raise DatasetError(
+                f"dataset file {f.uri!r} looks like {separator!r}-separated: its header {names[0]!r} "
+                f"reads as a single column; expected comma-separated values"
+            )
+
+
+def _format_suffix(name: str) -> str | None:
+    return next((suffix for suffix in _SUFFIXES if name.lower().endswith(suffix)), None)
+
+
+def _refuse_parquet_as_csv(f: DatasetFile, head: bytes) -> None:
+    if head[: len(PARQUET_MAGIC)] != PARQUET_MAGIC:
+        return
+    suffix = _format_suffix(f.name)
+    named = f"has a {suffix} name" if suffix else "is read as CSV"
+    raise DatasetError(
+        f"dataset file {f.uri!r} {named} but is a Parquet file (it starts with PAR1); "
+        f"{'rename it or ' if suffix else ''}pass file_format='parquet'"
+    )
+
+
+def _refuse_text_as_parquet(f: DatasetFile, head: bytes) -> None:
+    """Refuse a file pyarrow could not open as Parquet that starts like text (CSV under a Parquet name).
+
+    Other binary goes on to pyarrow's own error.
+    """
+    if head[: len(PARQUET_MAGIC)] == PARQUET_MAGIC or any(b < 0x20 and b not in b"\t\r\n" for b in head):
+        return
+    suffix = _format_suffix(f.name)
+    named = f"has a {suffix} name" if suffix else "is read as Parquet"
+    raise DatasetError(
+        f"dataset file {f.uri!r} {named} but looks like CSV text (it starts with {head[:16]!r}, "
+        f"not PAR1); {'rename it or ' if suffix else ''}pass file_format='csv'"
+    )
+
+
 class _TypeChangedMidFile(Exception):
     """pyarrow fixed a column's type from the file's first block and a later block disagrees."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
 
 
 def _to_pandas(table: Any) -> pd.DataFrame:
@@ -200,12 +344,21 @@ def _csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Stream a CSV with pyarrow, whose reader parses ahead on another core while we profile.
 
     pyarrow infers each column's type from the first block; when a later block disagrees (a number
-    column that turns into text), the file is read again with pandas, which types per chunk.
+    column that turns into text), the file is read again with pandas, which types per chunk, from
+    the first row pyarrow has not yielded.
     """
+    yielded = 0
     try:
-        yield from _arrow_csv_chunks(f, chunk_rows)
-    except _TypeChangedMidFile:
-        yield from _pandas_csv_chunks(f, chunk_rows)
+        for chunk in _arrow_csv_chunks(f, chunk_rows):
+            yielded += len(chunk)
+            yield chunk
+    except _TypeChangedMidFile as changed:
+        for chunk in _pandas_csv_chunks(f, chunk_rows, changed.names):
+            if yielded >= len(chunk):
+                yielded -= len(chunk)
+                continue
+            yield chunk.iloc[yielded:] if yielded else chunk
+            yielded = 0
 
 
 def _arrow_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -214,8 +367,9 @@ def _arrow_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]
 
     convert = pacsv.ConvertOptions(strings_can_be_null=True)
     codec = _compression(f.name)
-    # Local files are read by Arrow itself (no GIL); others through their fsspec file object.
-    with pa.OSFile(str(_local(f.uri))) if f.is_local else pa.PythonFile(f.open(), mode="r") as raw:
+    with _arrow_file(f) as raw:
+        _refuse_parquet_as_csv(f, raw.read(len(PARQUET_MAGIC)))
+        raw.seek(0)
         source = pa.CompressedInputStream(raw, codec) if codec else raw
         try:
             reader = pacsv.open_csv(
@@ -224,14 +378,18 @@ def _arrow_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]
         except pa.ArrowInvalid as err:
             if "Empty CSV file" in str(err):
                 raise DatasetError(f"dataset file {f.uri!r} has no header and no rows") from None
+            if "Expected 1 columns" in str(err):  # a one-column header over wider rows: "a;b" / "1,5;2"
+                _refuse_other_separator(f, [_header_line(f)])
             raise
+        _refuse_duplicate_names(f, reader.schema.names)
+        _refuse_other_separator(f, reader.schema.names)
         pending: list[Any] = []
         rows = 0
         first = True
         for batch in _prefetched(reader):
             if isinstance(batch, pa.ArrowInvalid):
                 if "conversion error" in str(batch).lower() and not first:
-                    raise _TypeChangedMidFile(str(batch))
+                    raise _TypeChangedMidFile(str(batch), reader.schema.names)
                 raise batch
             first = False
             pending.append(batch)
@@ -244,6 +402,23 @@ def _arrow_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]
                 pending, rows = table.to_batches(), table.num_rows
         if rows:
             yield _to_pandas(pa.Table.from_batches(pending))
+
+
+def _arrow_file(f: DatasetFile) -> Any:
+    """The file as an Arrow input: local files are read by Arrow itself (no GIL), others through fsspec."""
+    import pyarrow as pa
+
+    return pa.OSFile(str(_local(f.uri))) if f.is_local else pa.PythonFile(f.open(), mode="r")
+
+
+def _header_line(f: DatasetFile) -> str:
+    """The CSV's first line, decompressed (only read to word an error)."""
+    import pyarrow as pa
+
+    codec = _compression(f.name)
+    with _arrow_file(f) as raw:
+        head = (pa.CompressedInputStream(raw, codec) if codec else raw).read(1 << 16)
+    return head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace").removeprefix("\ufeff")
 
 
 def _prefetched(reader: Any, depth: int = 2) -> Iterator[Any]:
@@ -292,13 +467,17 @@ def _prefetched(reader: Any, depth: int = 2) -> Iterator[Any]:
                 thread.join(timeout=0.05)
 
 
-def _pandas_csv_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _pandas_csv_chunks(f: DatasetFile, chunk_rows: int, names: list[str]) -> Iterator[pd.DataFrame]:
+    """Read the CSV again with pandas, under pyarrow's column names (pandas calls an empty one
+    ``Unnamed: 0``), so that the file's columns match the other partitions'."""
     import pandas as pd
 
     compression = "infer" if f.is_local else _compression(f.name)
     source: str | IO[bytes] = f.uri if f.is_local else f.open()
     try:
-        with pd.read_csv(source, chunksize=chunk_rows, compression=compression, low_memory=False) as chunks:
+        with pd.read_csv(
+            source, chunksize=chunk_rows, compression=compression, low_memory=False, header=0, names=names
+        ) as chunks:
             yield from chunks
     except pd.errors.EmptyDataError:
         raise DatasetError(f"dataset file {f.uri!r} has no header and no rows") from None
@@ -319,7 +498,13 @@ def _parquet_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
     with f.open() as handle:
-        parquet = pq.ParquetFile(handle)
+        try:
+            parquet = pq.ParquetFile(handle)
+        except pa.ArrowInvalid:
+            handle.seek(0)
+            _refuse_text_as_parquet(f, handle.read(64))
+            raise
+        _refuse_duplicate_names(f, parquet.schema_arrow.names)
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield _to_pandas(pa.Table.from_batches([batch]))
 

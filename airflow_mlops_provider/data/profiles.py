@@ -9,6 +9,7 @@ later run needs.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 #: Distinct values up to which whylogs' frequent-items sketch lists every value exactly.
 EXACT_CATEGORIES_LIMIT = 64
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_INT64_LIMIT = 2.0**63
 PROFILE_FILE = "profile.bin"
 SUMMARY_FILE = "summary.json"
 # whylogs' anonymous usage statistics phone home unless this is set.
@@ -39,7 +41,13 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 
 @dataclass
 class ColumnStats:
-    """What a profile says about one column (all from whylogs' sketches)."""
+    """What a profile says about one column (all from whylogs' sketches).
+
+    ``min``, ``max`` and the quantiles are order statistics and may be ``inf``/``-inf`` when the
+    column holds infinities. ``mean`` and ``stddev`` are ``None`` when whylogs' running moments are
+    not finite: one infinity (or values near 1e308, whose squares overflow) spoils them for the
+    whole dataset.
+    """
 
     name: str
     count: int
@@ -158,7 +166,9 @@ def _prepare(timestamp_columns: Sequence[str], found_timestamps: set[str]) -> An
             elif column.dtype.kind == "f":
                 finite = column.to_numpy()[np.isfinite(column.to_numpy())]
                 whole = len(finite) and not np.mod(finite[:1000], 1).any() and not np.mod(finite, 1).any()
-                if whole and len(finite) == column.notna().sum():
+                # Beyond int64's range (1e300 is a whole number too) a value stays a float.
+                fits = whole and finite.min() >= -_INT64_LIMIT and finite.max() < _INT64_LIMIT
+                if fits and len(finite) == column.notna().sum():
                     chunk[name] = column.astype("Int64")
             elif column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string":
                 chunk[name] = column.astype("string")
@@ -179,6 +189,7 @@ def profile_dataset(
     Raises :class:`DatasetError` for a missing path, an empty or header-only dataset, an unreadable
     file or one not in the expected format, or a declared timestamp column that does not parse.
     """
+    import numpy as np
     from whylogs.core import DatasetProfile
 
     from airflow_mlops_provider.data._whylogs_fast import fast_preprocessing
@@ -197,7 +208,10 @@ def profile_dataset(
             if not columns:
                 columns = [str(c) for c in chunk.columns]
             rows += len(chunk)
-            profile.track(pandas=chunk)
+            # whylogs' running mean and variance overflow on values near 1e308 and turn NaN on
+            # infinities; column_stats leaves such moments out, so numpy's warnings are noise.
+            with np.errstate(over="ignore", invalid="ignore"):
+                profile.track(pandas=chunk)
     if rows == 0:
         raise DatasetError(f"dataset {uri!r} has a header but no rows")
     missing_ts = sorted(set(timestamp_columns) - set(columns))
@@ -236,8 +250,8 @@ def column_stats(view: DatasetProfileView, timestamp_columns: Sequence[str] = ()
         if s.get("distribution/n"):
             stats.min = float(s["distribution/min"])
             stats.max = float(s["distribution/max"])
-            stats.mean = float(s["distribution/mean"])
-            stats.stddev = float(s["distribution/stddev"])
+            stats.mean = _finite(s["distribution/mean"])
+            stats.stddev = _finite(s["distribution/stddev"])
             kll = column.get_metric("distribution").kll.value
             stats.quantiles = {
                 str(q): float(v) for q, v in zip(QUANTILES, kll.get_quantiles(list(QUANTILES)), strict=True)
@@ -251,6 +265,11 @@ def column_stats(view: DatasetProfileView, timestamp_columns: Sequence[str] = ()
             stats.categories = {str(item.value): int(item.est) for item in items}
         result[name] = stats
     return result
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def write_profile(profile: Profile, directory: str | Path) -> tuple[str, str]:

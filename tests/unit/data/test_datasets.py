@@ -92,9 +92,9 @@ def test_remote_scheme_reads_through_fsspec_with_the_same_fingerprint(tmp_path):
             id="binary-garbage",
         ),
         pytest.param(
-            lambda p: _write(p / "fake.parquet", b"a,b\n1,2\n"),
-            r"fake.parquet' is not valid PARQUET",
-            id="wrong-format",
+            lambda p: _write(p / "cut.parquet", b"PAR1" + bytes(64)),
+            r"cut.parquet' is not valid PARQUET",
+            id="corrupt-parquet",
         ),
         pytest.param(lambda p: _symlink(p / "gone.csv"), r"no dataset at '.*gone.csv'", id="dangling-link"),
         pytest.param(

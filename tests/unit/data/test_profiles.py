@@ -15,7 +15,8 @@ def _summaries(frame: pd.DataFrame) -> dict:
     from whylogs.core import DatasetProfile
 
     profile = DatasetProfile()
-    profile.track(pandas=frame)
+    with np.errstate(over="ignore", invalid="ignore"):  # the infinities below make whylogs' moments NaN
+        profile.track(pandas=frame)
     return {name: col.to_summary_dict() for name, col in profile.view().get_columns().items()}
 
 
