@@ -40,8 +40,23 @@ def model_version_url(tracking_uri: str, name: str, version: str) -> str | None:
 
 
 def _xcom(ti_key: TaskInstanceKey, key: str) -> Any:
+    """Return the value the task pushed under ``key``, or ``""`` when it pushed none.
+
+    The task runner asks every link for its URL when the task ends and stores it for the API server,
+    which only reads it back; a task that failed or returned early pushed none. ``XCom.get_value`` fetches one XCom, and the task SDK's API client
+    logs the API server's 404 for an absent one at ERROR level ("XCom not found") before answering
+    ``None``; the task log then reads as a failure. ``XCom.get_all`` asks for the slice of the task's
+    values instead, which is an empty list when there are none: no error.
+    """
     from airflow.providers.common.compat.sdk import XCom
 
+    values = XCom.get_all(key=key, dag_id=ti_key.dag_id, task_id=ti_key.task_id, run_id=ti_key.run_id)
+    if not values:
+        return ""
+    if ti_key.map_index < 0:
+        return values[0] or ""
+    # The slice holds every map index's value, not saying whose is whose: this one's must be asked
+    # for. Some index pushed one, so only a mapped task whose own index did not logs the 404.
     return XCom.get_value(ti_key=ti_key, key=key) or ""
 
 

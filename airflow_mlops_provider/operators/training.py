@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -30,6 +31,7 @@ from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
 TrainingRuntime = Literal["kubernetes", "local"]
@@ -53,6 +55,8 @@ EVENT_EXPERIMENT_ID = "mlflow_experiment_id"
 _RUN_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")
 _SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+#: A template that is one reference to a DAG param and nothing else: ``{{ params.x }}``, ``{{ params['x'] }}``.
+_PARAM_REFERENCE = re.compile(r"\{\{-?\s*params(?:\.([A-Za-z_]\w*)|\[\s*(['\"])(.+?)\2\s*\])\s*-?\}\}")
 
 
 def default_runtime() -> str:
@@ -65,6 +69,12 @@ def validate_runtime(runtime: str) -> TrainingRuntime:
     if runtime not in RUNTIMES:
         raise TrainingError(f"runtime {runtime!r} is not supported; expected one of {list(RUNTIMES)}")
     return runtime  # type: ignore[return-value]
+
+
+def _param_reference(value: Any) -> str | None:
+    """Return ``x`` when ``value`` is exactly the template ``{{ params.x }}``, else ``None``."""
+    match = _PARAM_REFERENCE.fullmatch(value) if isinstance(value, str) else None
+    return (match.group(1) or match.group(3)) if match else None
 
 
 def restricted_pod_security_context() -> k8s.V1PodSecurityContext:
@@ -174,7 +184,9 @@ class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
     :param train_uri: Training data: CSV or Parquet file, directory or glob. (templated)
     :param eval_uri: Held-out evaluation data, same forms. (templated)
     :param target: Target column. (templated)
-    :param training_params: Hyper-parameters for the entrypoint (a dict or a JSON object). (templated)
+    :param training_params: Hyper-parameters for the entrypoint (a dict or a JSON object). A value that
+        is exactly ``"{{ params.x }}"`` gets the param's value with its type (int, float, bool…); any
+        other template renders to text. (templated)
     :param seed: Random seed; the same data, params and seed give the same model.
     :param code_version: Version of the training code, recorded as lineage. (templated)
     :param git_sha: Git commit of the training code; defaults to ``$MLOPS_GIT_SHA``. (templated)
@@ -196,7 +208,8 @@ class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
     :param cpu_limit: CPU limit.
     :param memory_request: Memory request, e.g. ``"4Gi"``.
     :param memory_limit: Memory limit.
-    :param local_cwd: Working directory of the local subprocess; default the worker's.
+    :param local_cwd: Working directory of the local subprocess; default the worker's. The subprocess
+        imports from there and from the DAG file's folder, which goes first on its ``PYTHONPATH``.
     """
 
     template_fields: Sequence[str] = (
@@ -294,6 +307,36 @@ class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
         self._process: subprocess.Popen[str] | None = None
         self._run_killed = False
         self._launch_failure: str | None = None
+
+    # ---- rendering -------------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        """Render as Airflow does, then give each ``{{ params.x }}`` of ``training_params`` its Param's value.
+
+        Jinja renders to text, so ``"{{ params.n_estimators }}"`` would reach the entrypoint as
+        ``"100"``; a value that is exactly one such reference gets the param's own value (int, float,
+        bool…) instead. Any other template stays the text it renders to.
+        """
+        # Hooked here rather than in render_template_fields, as KubernetesPodOperator does for
+        # env_vars: a mapped task renders through this method of its unmapped task.
+        template_fields = tuple(template_fields)
+        references: dict[str, str] = {}
+        if parent is self and "training_params" in template_fields and isinstance(self.training_params, dict):
+            references = {
+                key: name for key, value in self.training_params.items() if (name := _param_reference(value))
+            }
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        params = context.get("params") or {}
+        native = {key: params[name] for key, name in references.items() if name in params}
+        if native and isinstance(self.training_params, dict):
+            self.training_params = {**self.training_params, **native}
 
     # ---- what the process gets -------------------------------------------------------------------
 
@@ -640,6 +683,12 @@ class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
             env.update({e.name: e.value for e in env_vars or [] if e.value is not None})
         run_env = self.run_environment(include_credentials=True)
         env.update({k: v for k, v in run_env.items() if k in _RUN_VARIABLES})
+        # An entrypoint module kept beside the DAG file must import in the subprocess, which inherits
+        # none of the worker's sys.path (where Airflow put the DAGs folder), only its environment.
+        fileloc = getattr(context.get("dag"), "fileloc", None)
+        if fileloc:
+            paths = [os.path.dirname(os.path.abspath(fileloc)), env.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         self.log.info("Running locally: %s", " ".join(command))
         process = self._process = subprocess.Popen(
             command,

@@ -6,6 +6,8 @@ node would: a pod asking for more GPUs than the node has stays Pending as Unsche
 FailedScheduling event); a pod whose image is on ``registry.invalid`` stays Pending with ErrImagePull;
 any other pod runs its command and args as a subprocess with the pod's environment, and its phase,
 exit code and log go back through the emulator. Deleting a pod kills its process.
+
+``dags_test`` runs a DAG of a given folder with ``airflow dags test``, Airflow's own task runner.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import TEST_STACK
 
 UNPULLABLE_REGISTRY = "registry.invalid/"
 
@@ -376,3 +381,17 @@ def churn_data(tmp_path_factory) -> dict[str, Path]:
     frame.iloc[:450].to_csv(root / "train.csv", index=False)
     frame.iloc[450:].to_parquet(root / "eval.parquet", index=False)
     return {"train": root / "train.csv", "eval": root / "eval.parquet"}
+
+
+def dags_test(dag_id: str, conf: dict[str, Any], dags_folder: Path, **env: str) -> tuple[str, str]:
+    """Run a DAG with ``airflow dags test``, asserting it succeeds; return its log and run id."""
+    result = subprocess.run(
+        [str(TEST_STACK.bin_dir / "airflow"), "dags", "test", dag_id, "--conf", json.dumps(conf)],
+        env={**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    return log, re.findall(r"run_id=(manual__[^ ,]+)", log)[-1]

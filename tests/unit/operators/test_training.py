@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import kubernetes_validate
 import pytest
@@ -288,6 +289,151 @@ def test_training_params_may_arrive_as_rendered_json():
     assert args[args.index("--seed") + 1] == "11"
     with pytest.raises(TrainingError, match="not JSON"):
         make_operator(training_params="{max_depth").runner_arguments()
+
+
+TYPED_PARAMS = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping": True, "loss": "log_loss"}
+
+
+def typed_dag():
+    from airflow.sdk import DAG, Param
+
+    return DAG(
+        "typed_params",
+        schedule=None,
+        params={
+            "n_estimators": Param(100, type="integer"),
+            "learning_rate": Param(0.1, type="number"),
+            "early_stopping": Param(True, type="boolean"),
+            "loss": Param("log_loss", type="string"),
+        },
+    )
+
+
+def template_context(dag, task, conf: dict | None = None, **extra) -> dict:
+    """The parts of the task runner's template context that rendering training_params reads."""
+    from airflow.sdk.definitions.param import process_params
+
+    return {
+        "dag": dag,
+        "run_id": "manual__1",
+        "params": process_params(dag, task, conf, suppress_exception=False),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        pytest.param("{{ params.n_estimators }}", 100, id="int"),
+        pytest.param("{{params.learning_rate}}", 0.1, id="float-no-spaces"),
+        pytest.param("{{ params['early_stopping'] }}", True, id="bool-subscript"),
+        pytest.param("{{ params.loss }}", "log_loss", id="string"),
+        pytest.param("{{ params.n_estimators }} trees", "100 trees", id="mixed-stays-text"),
+        pytest.param("{{ params.n_estimators * 2 }}", "200", id="expression-stays-text"),
+        pytest.param("{{ run_id }}", "manual__1", id="other-template-stays-text"),
+    ],
+)
+def test_param_references_in_training_params_keep_the_param_type(template, expected):
+    with typed_dag() as dag:
+        op = make_operator(training_params={"value": template, "fixed": 3})
+    op.render_template_fields(template_context(dag, op))
+    assert op.training_params == {"value": expected, "fixed": 3}
+    assert type(op.training_params["value"]) is type(expected)
+
+
+def test_native_params_reach_the_runner_and_the_lineage_tag_as_json_with_their_types():
+    from types import SimpleNamespace
+
+    from airflow_mlops_provider.lineage import TAG_TRAINING_PARAMS
+
+    with typed_dag() as dag:
+        op = make_operator(training_params={k: f"{{{{ params.{k} }}}}" for k in TYPED_PARAMS})
+    # A run's conf overrides a default and keeps its type as well.
+    context = template_context(dag, op, {"n_estimators": 250})
+    op.render_template_fields(context)
+    expected = {**TYPED_PARAMS, "n_estimators": 250}
+    args = op.runner_arguments()
+    assert json.loads(args[args.index("--params") + 1]) == expected
+    ti = SimpleNamespace(dag_id="typed_params", task_id="train", try_number=1)
+    tags = op._lineage_tags({**context, "ti": ti})
+    recorded = json.loads(tags[TAG_TRAINING_PARAMS])
+    assert recorded == expected
+    assert {k: type(v) for k, v in recorded.items()} == {
+        "n_estimators": int,
+        "learning_rate": float,
+        "early_stopping": bool,
+        "loss": str,
+    }
+
+
+def test_a_mapped_training_task_keeps_the_param_types_too():
+    from types import SimpleNamespace
+
+    with typed_dag() as dag:
+        mapped = MLflowTrainingOperator.partial(
+            task_id="train",
+            experiment_name="churn",
+            entrypoint="airflow_mlops_provider.training.examples:train_sklearn",
+            train_uri="/data/train.parquet",
+            eval_uri="/data/eval.parquet",
+            target="churned",
+            runtime="local",
+            training_params={
+                "n_estimators": "{{ params.n_estimators }}",
+                "label": "v{{ params.n_estimators }}",
+            },
+        ).expand(seed=[1, 2])
+    context = template_context(
+        dag,
+        mapped,
+        ti=SimpleNamespace(map_index=1, task=mapped),
+        dag_run=SimpleNamespace(conf={"n_estimators": 7}),
+    )
+    mapped.render_template_fields(context)
+    unmapped = context["task"]
+    assert unmapped.seed == 2
+    assert unmapped.training_params == {"n_estimators": 7, "label": "v7"}
+
+
+def test_native_params_still_match_a_version_recorded_with_text_params():
+    from types import SimpleNamespace
+
+    from airflow_mlops_provider import lineage
+    from airflow_mlops_provider.promotion import trained_version
+
+    # Recorded before params kept their types: the rendered text.
+    earlier = SimpleNamespace(
+        version="3",
+        tags={
+            lineage.TAG_TRAINING_PARAMS: json.dumps(
+                {"n_estimators": "100", "learning_rate": "0.1", "early_stopping": "True"}
+            ),
+            lineage.TAG_SEED: "42",
+        },
+    )
+    client = SimpleNamespace(search_model_versions=lambda *args, **kwargs: [earlier])
+    native = {"n_estimators": 100, "learning_rate": 0.1, "early_stopping": True}
+    assert trained_version(client, "churn", "sha256:abc", native, 42) is earlier
+    assert trained_version(client, "churn", "sha256:abc", {**native, "n_estimators": 101}, 42) is None
+
+
+def test_local_runtime_puts_the_dag_files_folder_first_on_the_subprocess_pythonpath(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    seen = tmp_path / "pythonpath.txt"
+    dag_folder = tmp_path / "dags"
+    monkeypatch.setenv("PYTHONPATH", "/opt/existing")
+    op = make_operator(
+        runtime="local",
+        cmds=["python", "-c", "import os, sys; open(sys.argv[1], 'w').write(os.environ['PYTHONPATH'])"],
+        arguments=[str(seen)],
+    )
+    op.mlflow_run_id = RUN_ID
+    op.run_local({"dag": SimpleNamespace(fileloc=str(dag_folder / "churn.py"))})  # type: ignore[typeddict-item]
+    assert seen.read_text().split(os.pathsep) == [str(dag_folder), "/opt/existing"]
+    # Without a DAG file (a task run outside a DAG) the variable is left as it was.
+    op.run_local({})
+    assert seen.read_text() == "/opt/existing"
 
 
 def test_dry_run_prints_the_pod_yaml(capsys):
