@@ -176,7 +176,7 @@ class Row:
 
 
 def _steps(run: Any) -> dict[str, dict[str, Any]]:
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for step in STEPS:
         raw = run.data.tags.get(STEP_PREFIX + step)
         if raw:

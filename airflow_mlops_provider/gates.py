@@ -83,7 +83,7 @@ def check_model_kind(kind: Any, where: str = "model_kind") -> ModelKind:
     """Return ``kind`` if it is a model kind, else raise naming the allowed values."""
     if kind not in MODEL_KINDS:
         raise GateConfigError(f"{where}: {kind!r} is not a model kind; allowed: {list(MODEL_KINDS)}")
-    return kind  # type: ignore[no-any-return]
+    return kind
 
 
 def metric_spec(name: str, where: str) -> MetricSpec:
