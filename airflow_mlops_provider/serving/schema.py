@@ -11,7 +11,17 @@ import math
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
 #: MLflow column type -> (pydantic type of a JSON value, pandas dtype). Numbers are strict: a string
 #: is refused rather than parsed; a JSON integer is accepted for a float column.
@@ -24,6 +34,12 @@ COLUMN_TYPES: dict[str, tuple[Any, str | None]] = {
     "string": (StrictStr, None),
     "datetime": (datetime, "datetime64[ns]"),
 }
+
+#: Column types in which a null cannot reach the model through MLflow's pyfunc. pandas holds a null
+#: there as a float NaN (a batch of nulls alone becomes a float column), and MLflow's schema
+#: enforcement refuses a float column for these types. A null in them is refused with a 400 even
+#: where the signature marks the column optional; a column that may be null is logged as ``double``.
+NOT_NULLABLE_TYPES = frozenset({"boolean", "integer", "long"})
 
 
 class SignatureError(ValueError):
@@ -53,36 +69,78 @@ def input_columns(mlmodel: dict[str, Any]) -> list[dict[str, Any]]:
     return columns
 
 
+def nullable(column: dict[str, Any]) -> bool:
+    """Whether a request may send ``null`` (or leave out) the column: optional, of a type that can hold it."""
+    return not column.get("required", True) and column["type"] not in NOT_NULLABLE_TYPES
+
+
+def _refuse_null(column_type: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                f"null is not accepted in a {column_type} column, although the signature marks it "
+                f"optional: MLflow cannot pass a missing value in a {column_type} column to the model "
+                f"(log the column as double to accept nulls)"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
 def row_model(columns: list[dict[str, Any]]) -> type[BaseModel]:
-    """Return a pydantic model of one input row: strict types, every unknown column refused."""
+    """Return a pydantic model of one input row: strict types, every unknown column refused.
+
+    A column the signature marks optional (``required: false``) accepts ``null`` and may be left out,
+    unless its type cannot hold a null on the way to the model (:data:`NOT_NULLABLE_TYPES`).
+    """
     fields: dict[str, Any] = {}
     for column in columns:
         annotation = COLUMN_TYPES[column["type"]][0]
-        if column.get("required", True):
+        if nullable(column):
+            fields[column["name"]] = (annotation | None, None)
+        elif column.get("required", True):
             fields[column["name"]] = (annotation, ...)
         else:
-            fields[column["name"]] = (annotation | None, None)
+            # Left out or null, the error says why an optional column still needs a value.
+            refused = Annotated[annotation, _refuse_null(column["type"])]  # type: ignore[valid-type]
+            fields[column["name"]] = (refused, Field(default=None, validate_default=True))
     model: type[BaseModel] = create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
     return model
 
 
 def to_frame(rows: list[dict[str, Any]], columns: list[dict[str, Any]]) -> Any:
-    """Return rows as a DataFrame in the signature's column order, with the signature's dtypes."""
+    """Return rows as a DataFrame in the signature's column order, with the signature's dtypes.
+
+    A null becomes what pandas and scikit-learn take for a missing value: NaN in a numeric or string
+    column (``SimpleImputer`` imputes NaN, not ``None``), NaT in a datetime column.
+    """
+    import numpy as np
     import pandas as pd
 
     frame = pd.DataFrame.from_records(rows, columns=[c["name"] for c in columns])
     for column in columns:
-        dtype = COLUMN_TYPES[column["type"]][1]
-        values = frame[column["name"]]
-        # An optional integer or boolean column with a null stays as pandas made it.
-        if dtype and not (values.isna().any() and dtype.startswith(("int", "bool"))):
-            frame[column["name"]] = values.astype(dtype)
+        name, dtype = column["name"], COLUMN_TYPES[column["type"]][1]
+        values = frame[name]
+        if column["type"] in NOT_NULLABLE_TYPES and values.isna().any():
+            raise ValueError(
+                f"column {name!r} holds a null, which MLflow cannot pass to the model in a "
+                f"{column['type']} column"
+            )
+        if dtype:
+            frame[name] = values.astype(dtype)
+        else:
+            strings = values.to_numpy(dtype=object, copy=True)
+            strings[pd.isna(strings)] = np.nan
+            frame[name] = pd.Series(strings, index=frame.index, dtype=object)
     return frame
 
 
 def to_records(frame: Any, columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the signature's columns of ``frame`` as JSON-friendly request rows."""
-    subset = frame[[c["name"] for c in columns]]
+    """Return the signature's columns of ``frame`` as JSON-friendly request rows.
+
+    A column ``frame`` lacks is sent as ``null`` in every row (a sample may leave out optional ones).
+    """
+    subset = frame.reindex(columns=[c["name"] for c in columns])
     records: list[dict[str, Any]] = json.loads(subset.to_json(orient="records", date_format="iso"))
     return records
 

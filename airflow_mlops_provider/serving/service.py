@@ -8,10 +8,13 @@ can name another model or a path: the service loads that tag and nothing else.
 
 A request is ``{"rows": [{column: value, ...}, ...]}``. Rows are checked against the MLflow model
 signature before the model sees them: a missing column, an unknown column, a value of the wrong
-type, no rows or more than ``max_batch_size`` rows give HTTP 400 whose ``detail[].loc`` names the
-field, never a 500. Requests are batched across clients (at most ``max_batch_size`` rows, waiting
-at most ``max_latency_ms``); a request that cannot be answered within the latency budget is shed at
-once with HTTP 503 ("process is overloaded") rather than queued without bound: clients retry with
+type, a null in a required column, no rows or more than ``max_batch_size`` rows give HTTP 400 whose
+``detail[].loc`` names the field, never a 500. A column the signature marks optional
+(``required: false``) may be null or left out, and reaches the model as NaN (NaT for a datetime; see
+:func:`.schema.row_model` for the integer and boolean columns MLflow cannot pass a null in).
+Requests are batched across clients (at most ``max_batch_size`` rows, waiting at most
+``max_latency_ms``); a request that cannot be answered within the latency budget is shed at once
+with HTTP 503 ("process is overloaded") rather than queued without bound: clients retry with
 backoff.
 
 ``/livez``, ``/readyz`` and the Prometheus ``/metrics`` come from BentoML. ``/model_info`` returns the

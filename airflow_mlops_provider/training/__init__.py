@@ -17,7 +17,8 @@ The entrypoint contract::
 - ``data.gpu`` says whether the process sees a GPU; an entrypoint that can use one should, and
   must fall back to the CPU otherwise.
 - It returns a fitted scikit-learn-compatible model (``predict``, and ``predict_proba`` for a
-  classifier), or a :class:`TrainingResult` carrying that model plus extra metrics and params.
+  classifier), or a :class:`TrainingResult` carrying that model plus extra metrics and params, and
+  the columns in which the model accepts missing values.
 
 This subpackage imports nothing from Airflow: it runs inside the trainer image.
 """
@@ -66,11 +67,16 @@ class TrainingResult:
     :param model: The fitted, scikit-learn-compatible model (logged with the ``sklearn`` flavour).
     :param metrics: Extra metrics to log (the runner adds the held-out evaluation itself).
     :param params: Extra params to log, e.g. values the entrypoint derived.
+    :param optional_columns: Feature columns in which the model handles missing values (its pipeline
+        imputes them) although the training data had none there. The logged signature marks them
+        optional, so the served model accepts ``null`` in them. Columns with nulls in the training
+        or evaluation data are marked so without being named here.
     """
 
     model: Any
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    optional_columns: list[str] = field(default_factory=list)
 
 
 __all__ = ["TrainingInput", "TrainingResult"]

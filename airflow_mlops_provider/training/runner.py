@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -123,7 +124,22 @@ def load_entrypoint(spec: str) -> Callable[[TrainingInput], Any]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        raise RunnerInputError(f"entrypoint {spec!r}: module {err.name!r} not found") from None
+        parts = module_name.split(".")
+        if err.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
+            # The entrypoint's module was found; something it imports was not.
+            missing = repr(err.name) if err.name else "a module"
+            raise RunnerInputError(
+                f"entrypoint {spec!r}: importing {module_name!r} failed: it imports {missing}, which is "
+                f"not installed ({err}); install it where the training runs (for the kubernetes "
+                f"runtime: in the trainer image)"
+            ) from None
+        searched = [p or os.getcwd() for p in sys.path]
+        raise RunnerInputError(
+            f"entrypoint {spec!r}: module {err.name!r} not found; searched {searched}. For the local "
+            f"runtime put {parts[0]}.py (or the package {parts[0]}/) beside the DAG file, or give its "
+            f"folder as local_cwd= or on PYTHONPATH; for the kubernetes runtime the module must be "
+            f"installed in the trainer image"
+        ) from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -266,13 +282,36 @@ class TrainedModel:
     example: pd.DataFrame
     fingerprints: dict[str, str | None]
     gpus: list[str]
+    #: Feature columns the model accepts missing values in: the signature marks them optional.
+    optional_columns: list[str] = field(default_factory=list)
+
+
+def missing_as_nan(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with every missing value in its object columns as NaN.
+
+    Parquet's nulls arrive there as ``None``, CSV's as NaN. scikit-learn's ``SimpleImputer`` takes
+    only NaN for missing, and the served model gets NaN for a ``null``: so the model trains on what
+    it will be served, whatever the file format.
+    """
+    import numpy as np
+    import pandas as pd
+
+    objects = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().any()]
+    if not objects:
+        return frame
+    frame = frame.copy()
+    for column in objects:
+        values = frame[column].to_numpy(dtype=object, copy=True)
+        values[pd.isna(values)] = np.nan
+        frame[column] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
 
 
 def train(config: RunnerConfig) -> TrainedModel:
     """Load the entrypoint and the data, call it, evaluate the result. Logs nothing anywhere."""
     entry = load_entrypoint(config.entrypoint)
-    train_frame = read_dataset(config.train_uri)
-    eval_frame = read_dataset(config.eval_uri)
+    train_frame = missing_as_nan(read_dataset(config.train_uri))
+    eval_frame = missing_as_nan(read_dataset(config.eval_uri))
     for name, uri, frame in (
         ("training", config.train_uri, train_frame),
         ("eval", config.eval_uri, eval_frame),
@@ -302,8 +341,10 @@ def train(config: RunnerConfig) -> TrainedModel:
             f"predict(); return a fitted scikit-learn-compatible model or a TrainingResult"
         )
     features, labels = data.features(eval_frame), data.labels(eval_frame)
+    train_features = data.features(train_frame)
+    optional_columns = _optional_columns(config.entrypoint, result, train_features, features)
     evaluation = evaluate(result.model, features, labels)
-    on_train = evaluate(result.model, data.features(train_frame), data.labels(train_frame))
+    on_train = evaluate(result.model, train_features, data.labels(train_frame))
     metrics = {
         **evaluation,
         **{f"train_{k}": v for k, v in on_train.items()},
@@ -320,7 +361,32 @@ def train(config: RunnerConfig) -> TrainedModel:
         example=features.head(5),
         fingerprints={"train": fingerprint(config.train_uri), "eval": fingerprint(config.eval_uri)},
         gpus=gpus,
+        optional_columns=optional_columns,
     )
+
+
+def _optional_columns(
+    entrypoint: str, result: TrainingResult, train_features: pd.DataFrame, eval_features: pd.DataFrame
+) -> list[str]:
+    """Return the feature columns the model accepts missing values in, in the features' order.
+
+    Those the entrypoint declared, and those with nulls in the training or evaluation features: the
+    model was fitted and evaluated with missing values there, so its pipeline handles them.
+    """
+    declared = result.optional_columns
+    if isinstance(declared, str):
+        raise TypeError(f"entrypoint {entrypoint!r}: optional_columns={declared!r} is a string, not a list")
+    columns = [str(c) for c in train_features.columns]
+    unknown = [c for c in declared if c not in columns]
+    if unknown:
+        raise ValueError(
+            f"entrypoint {entrypoint!r} declared optional columns {unknown} that are not feature "
+            f"columns; the feature columns are {columns}"
+        )
+    with_nulls = {
+        str(c) for frame in (train_features, eval_features) for c in frame.columns[frame.isna().any()]
+    }
+    return [c for c in columns if c in with_nulls or c in declared]
 
 
 def _model_requirements() -> list[str]:
@@ -359,10 +425,45 @@ def _check_fingerprint(
     client.set_tag(run_id, uri_tag, uri)
 
 
+def model_signature(trained: TrainedModel) -> tuple[Any, pd.DataFrame]:
+    """Return the signature to log the model with, and the input example that matches it.
+
+    Types come from the example (MLflow's ``infer_signature``). The columns in
+    ``trained.optional_columns`` are optional (``required: false``), every other one is required. An
+    optional integer column is declared ``double``: pandas holds a null there as a float NaN, which
+    MLflow's schema enforcement refuses in an integer column, so a served model could never get it.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    with warnings.catch_warnings():
+        # MLflow's hint that integer columns cannot hold nulls: the optional ones become double below.
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column", UserWarning)
+        signature = infer_signature(trained.example, trained.model.predict(trained.example))
+    if signature.inputs is None or not signature.inputs.has_input_names():
+        return signature, trained.example
+    optional = set(trained.optional_columns)
+    specs: list[Any] = []
+    widened: list[str] = []
+    for spec in signature.inputs.inputs:
+        if spec.name in optional and spec.type in (DataType.integer, DataType.long):
+            widened.append(spec.name)
+            specs.append(ColSpec(DataType.double, spec.name, required=False))
+        else:
+            if spec.name in optional and spec.type == DataType.boolean:
+                log.warning(
+                    "Column %r is boolean: the served model refuses null there even though it is "
+                    "optional, since MLflow cannot pass a missing value in a boolean column to the model",
+                    spec.name,
+                )
+            specs.append(ColSpec(spec.type, spec.name, required=spec.name not in optional))
+    example = trained.example.astype(dict.fromkeys(widened, "float64"))
+    return ModelSignature(Schema(specs), signature.outputs, signature.params), example
+
+
 def log_trained(client: Any, run_id: str, config: RunnerConfig, trained: TrainedModel) -> str:
     """Log params, metrics, lineage, environment and the model to ``run_id``; return the model URI."""
     import mlflow
-    from mlflow.models import infer_signature
 
     _check_fingerprint(
         client,
@@ -403,12 +504,12 @@ def log_trained(client: Any, run_id: str, config: RunnerConfig, trained: Trained
     )
     mlflow.log_metrics(trained.metrics)
     mlflow.log_dict(env, ARTIFACT_ENVIRONMENT)
-    signature = infer_signature(trained.example, trained.model.predict(trained.example))
+    signature, example = model_signature(trained)
     info = mlflow.sklearn.log_model(
         trained.model,
         name=MODEL_NAME,
         signature=signature,
-        input_example=trained.example,
+        input_example=example,
         pip_requirements=_model_requirements(),
         **_serialization(trained.model),
     )

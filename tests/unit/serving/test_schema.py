@@ -14,6 +14,7 @@ from airflow_mlops_provider.serving.schema import (
     input_columns,
     row_model,
     to_frame,
+    to_records,
 )
 
 COLUMNS = [
@@ -69,12 +70,136 @@ def test_row_model_names_the_bad_field(row: dict[str, Any], field: str) -> None:
 
 
 def test_rows_become_a_frame_with_the_signature_dtypes() -> None:
-    row = row_model(COLUMNS).model_validate({k: v for k, v in GOOD.items() if k != "senior"})
+    row = row_model(COLUMNS).model_validate(GOOD)
     frame = to_frame([row.model_dump()], COLUMNS)
     assert list(frame.columns) == [c["name"] for c in COLUMNS]
     assert str(frame["tenure"].dtype) == "int64"
     assert str(frame["monthly_charges"].dtype) == "float64"
-    assert frame["senior"].isna().all()
+    assert str(frame["senior"].dtype) == "bool"
+
+
+#: A signature with optional columns of every type a null can reach the model in, and required ones.
+NULLABLE = [
+    {"type": "long", "name": "visits", "required": True},
+    {"type": "double", "name": "spend", "required": False},
+    {"type": "float", "name": "score", "required": False},
+    {"type": "string", "name": "plan", "required": False},
+    {"type": "datetime", "name": "signup", "required": False},
+    {"type": "string", "name": "region", "required": True},
+]
+FILLED = {
+    "visits": 4,
+    "spend": 12.5,
+    "score": 0.5,
+    "plan": "pro",
+    "signup": "2026-01-02T00:00:00",
+    "region": "eu",
+}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param({**FILLED, "spend": None, "score": None, "plan": None, "signup": None}, id="nulls"),
+        pytest.param({"visits": 4, "region": "eu"}, id="left-out"),
+    ],
+)
+def test_optional_columns_accept_null(row: dict[str, Any]) -> None:
+    dumped = row_model(NULLABLE).model_validate(row).model_dump()
+    assert [name for name, value in dumped.items() if value is None] == ["spend", "score", "plan", "signup"]
+
+
+@pytest.mark.parametrize("field", ["visits", "region"])
+def test_required_columns_refuse_null_naming_the_field(field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        row_model(NULLABLE).model_validate({**FILLED, field: None})
+    assert [e["loc"][0] for e in err.value.errors()] == [field]
+
+
+@pytest.mark.parametrize(
+    ("column", "row"),
+    [
+        pytest.param({"type": "long", "name": "tenure", "required": False}, {"tenure": None}, id="long-null"),
+        pytest.param({"type": "integer", "name": "tenure", "required": False}, {}, id="integer-left-out"),
+        pytest.param(
+            {"type": "boolean", "name": "senior", "required": False}, {"senior": None}, id="boolean"
+        ),
+    ],
+)
+def test_optional_integer_and_boolean_columns_refuse_null_saying_why(
+    column: dict[str, Any], row: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError) as err:
+        row_model([column]).model_validate(row)
+    errors = err.value.errors()
+    assert [e["loc"][0] for e in errors] == [column["name"]]
+    assert f"MLflow cannot pass a missing value in a {column['type']} column" in errors[0]["msg"]
+
+
+def test_mlflow_refuses_a_null_in_an_integer_column_so_the_service_does_too() -> None:
+    """Why optional integer columns still refuse null: if MLflow learns to take one, lift the refusal."""
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import validate_schema
+    from mlflow.types import Schema
+
+    schema = Schema.from_json(json.dumps([{"type": "long", "name": "tenure", "required": False}]))
+    for values in (
+        pd.Series([3.0, float("nan")]),
+        pd.Series([None], dtype=object),
+        pd.Series([3, None], dtype="Int64"),
+    ):
+        with pytest.raises((MlflowException, ValueError), match=r"tenure|NA to integer"):
+            validate_schema(pd.DataFrame({"tenure": values}), schema)
+
+
+def test_nulls_reach_the_model_as_the_missing_values_mlflow_and_sklearn_handle() -> None:
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import validate_schema
+    from mlflow.types import Schema
+    from sklearn.impute import SimpleImputer
+
+    Row = row_model(NULLABLE)
+    rows = [
+        Row.model_validate(r).model_dump()
+        for r in ({**FILLED, "plan": "basic"}, {"visits": 1, "region": "us"})
+    ]
+    for batch in (rows, rows[1:]):  # a batch of nulls alone must not change a column's dtype
+        frame = to_frame(batch, NULLABLE)
+        assert frame.dtypes.astype(str).to_dict() == {
+            "visits": "int64",
+            "spend": "float64",
+            "score": "float32",
+            "plan": "object",
+            "signup": "datetime64[ns]",
+            "region": "object",
+        }
+        nulls = frame.iloc[-1]
+        assert np.isnan(nulls["spend"])
+        assert np.isnan(nulls["score"])
+        assert nulls["signup"] is pd.NaT
+        # NaN, not None: SimpleImputer takes only NaN for missing in a string column.
+        assert isinstance(nulls["plan"], float)
+        assert np.isnan(nulls["plan"])
+        validate_schema(frame, Schema.from_json(json.dumps(NULLABLE)))
+    imputer = SimpleImputer(strategy="most_frequent").fit(pd.DataFrame({"plan": ["pro", "pro", "basic"]}))
+    assert imputer.transform(to_frame(rows, NULLABLE)[["plan"]]).ravel().tolist() == ["basic", "pro"]
+
+
+def test_to_frame_refuses_a_null_in_an_integer_column_naming_it() -> None:
+    with pytest.raises(ValueError, match="column 'visits' holds a null"):
+        to_frame([{**FILLED, "visits": None}], NULLABLE)
+
+
+def test_to_records_sends_null_for_a_column_the_sample_lacks() -> None:
+    import pandas as pd
+
+    sample = pd.DataFrame([{k: v for k, v in FILLED.items() if k != "plan"}])
+    records = to_records(sample, NULLABLE)
+    assert records[0]["plan"] is None
+    assert records[0]["visits"] == 4
+    assert row_model(NULLABLE).model_validate(records[0]).plan is None
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from airflow_mlops_provider.training import TrainingInput, TrainingResult
 from airflow_mlops_provider.training.runner import (
     EXIT_BAD_INPUT,
     RunnerConfig,
     RunnerInputError,
     load_entrypoint,
+    model_signature,
     parse_args,
     read_dataset,
     train,
@@ -183,3 +185,154 @@ def test_runner_help_is_instant_and_standalone():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def reporting_missing(data: TrainingInput) -> TrainingResult:
+    """An entrypoint that reports how missing values in ``plan`` reached it."""
+    import pandas as pd
+
+    from airflow_mlops_provider.training.examples import train_sklearn
+
+    missing = {
+        name: sorted({type(v).__name__ for v in frame["plan"] if pd.isna(v)})
+        for name, frame in (("train", data.train), ("eval", data.eval))
+    }
+    return TrainingResult(model=train_sklearn(data), params={"missing": missing})
+
+
+def declaring_optional(data: TrainingInput) -> TrainingResult:
+    """An entrypoint that declares the columns in ``params["optional"]`` optional."""
+    from airflow_mlops_provider.training.examples import train_sklearn
+
+    return TrainingResult(model=train_sklearn(data), optional_columns=data.params["optional"])
+
+
+@pytest.fixture(scope="module")
+def data_with_nulls(tmp_path_factory) -> dict[str, str]:
+    """Training data with nulls in ``tenure`` (integer when complete) and ``plan``; eval data with a
+    null in ``spend`` past the first five rows, which the signature is inferred from."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(1, 60, 400).astype(float),
+            "spend": rng.normal(50, 15, 400),
+            "plan": rng.choice(["basic", "pro", "team"], 400).astype(object),
+            "visits": rng.integers(0, 9, 400),
+        }
+    )
+    frame["churned"] = ((frame["tenure"] < 12) ^ (rng.random(400) < 0.1)).astype(int)
+    frame.loc[rng.random(400) < 0.15, "tenure"] = np.nan
+    frame.loc[rng.random(400) < 0.15, "plan"] = np.nan
+    train_part, eval_part = frame.iloc[:300].copy(), frame.iloc[300:].copy()
+    eval_part["tenure"] = eval_part["tenure"].fillna(10).astype(int)
+    eval_part["plan"] = eval_part["plan"].fillna("pro")
+    eval_part.iloc[10, eval_part.columns.get_loc("spend")] = np.nan
+    root = tmp_path_factory.mktemp("runner-nulls")
+    train_part.to_parquet(root / "train.parquet", index=False)
+    eval_part.to_csv(root / "eval.csv", index=False)
+    return {"train": str(root / "train.parquet"), "eval": str(root / "eval.csv")}
+
+
+def signature_columns(signature) -> dict[str, tuple[str, bool]]:
+    return {c["name"]: (c["type"], c["required"]) for c in signature.inputs.to_dict()}
+
+
+def test_columns_with_nulls_in_the_data_are_optional_in_the_signature(data_with_nulls):
+    import pandas as pd
+    from mlflow.models import validate_schema
+
+    from airflow_mlops_provider.serving.schema import row_model, to_frame
+
+    trained = train(config(data_with_nulls))
+    signature, example = model_signature(trained)
+    assert trained.optional_columns == ["tenure", "spend", "plan"]
+    # tenure is integer in the example: as an optional column it is declared double, so a null fits.
+    assert signature_columns(signature) == {
+        "tenure": ("double", False),
+        "spend": ("double", False),
+        "plan": ("string", False),
+        "visits": ("long", True),
+    }
+    assert str(trained.example["tenure"].dtype) == "int64"
+    assert str(example["tenure"].dtype) == "float64"
+    # The served path: a row of nulls passes the Bento's schema and MLflow's, and the model imputes it.
+    columns = signature.inputs.to_dict()
+    row = row_model(columns).model_validate({"tenure": None, "spend": None, "plan": None, "visits": 2})
+    frame = to_frame([row.model_dump()], columns)
+    validate_schema(frame, signature.inputs)
+    assert trained.model.predict(frame).tolist()[0] in (0, 1)
+    assert pd.isna(frame.iloc[0][["tenure", "spend", "plan"]]).all()
+
+
+def test_missing_strings_reach_the_entrypoint_as_nan_from_parquet_and_csv(data_with_nulls, tmp_path):
+    import pandas as pd
+
+    # Parquet gives None for a missing string, which SimpleImputer would not impute.
+    assert pd.read_parquet(data_with_nulls["train"])["plan"].isna().any()
+    assert None in pd.read_parquet(data_with_nulls["train"])["plan"].tolist()
+    frame = pd.read_parquet(data_with_nulls["train"]).head(100)
+    frame.to_csv(tmp_path / "eval.csv", index=False)
+    trained = train(
+        config(
+            data_with_nulls,
+            entrypoint="tests.unit.training.test_runner:reporting_missing",
+            eval_uri=str(tmp_path / "eval.csv"),
+        )
+    )
+    assert trained.params["missing"] == {"train": ["float"], "eval": ["float"]}
+
+
+def test_columns_without_nulls_stay_required(data):
+    trained = train(config(data))
+    signature, example = model_signature(trained)
+    assert trained.optional_columns == []
+    assert signature_columns(signature) == {
+        "tenure": ("long", True),
+        "spend": ("double", True),
+        "plan": ("string", True),
+    }
+    assert example.equals(trained.example)
+
+
+def test_entrypoint_declares_optional_columns(data):
+    trained = train(
+        config(
+            data,
+            entrypoint="tests.unit.training.test_runner:declaring_optional",
+            params={"optional": ["plan", "tenure"]},
+        )
+    )
+    signature, _ = model_signature(trained)
+    assert trained.optional_columns == ["tenure", "plan"]
+    assert signature_columns(signature) == {
+        "tenure": ("double", False),
+        "spend": ("double", True),
+        "plan": ("string", False),
+    }
+
+
+@pytest.mark.parametrize(
+    ("optional", "error", "message"),
+    [
+        pytest.param(
+            ["plan", "churned", "region"],
+            ValueError,
+            r"declared optional columns \['churned', 'region'\] that are not feature columns; "
+            r"the feature columns are \['tenure', 'spend', 'plan'\]",
+            id="unknown",
+        ),
+        pytest.param("plan", TypeError, "optional_columns='plan' is a string, not a list", id="string"),
+    ],
+)
+def test_declared_optional_columns_must_be_feature_columns(data, optional, error, message):
+    with pytest.raises(error, match=message):
+        train(
+            config(
+                data,
+                entrypoint="tests.unit.training.test_runner:declaring_optional",
+                params={"optional": optional},
+            )
+        )
