@@ -42,15 +42,18 @@ class MlflowHookMixin:
         from airflow_mlops_provider import decisions
         from airflow_mlops_provider.promotion import CHAMPION, alias_version
 
-        ti = context["ti"]
-        dag_run = context.get("dag_run")
-        dag_run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "")
+        ti, dag_run = context.get("ti"), context.get("dag_run")
+        dag_id = getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None)
+        dag_run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or getattr(ti, "run_id", None)
+        if not dag_id or not dag_run_id:
+            self.log.info("No DAG run to record the %s step of %s under", step, model)  # type: ignore[attr-defined]
+            return
         try:
             client = self.mlflow_hook.get_client()
             decisions.record_step(
                 client,
                 model,
-                dag_id=str(getattr(ti, "dag_id", "")),
+                dag_id=str(dag_id),
                 dag_run_id=str(dag_run_id),
                 step=step,
                 payload=payload,
