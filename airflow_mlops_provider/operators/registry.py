@@ -105,8 +105,8 @@ def _literal_gates(gates: Any) -> PromotionGates | None:
     if isinstance(gates, Mapping):
         import json
 
-        templated = "{{" in json.dumps(gates, default=str) or "{%" in json.dumps(gates, default=str)
-        return None if templated else PromotionGates.from_dict(gates)
+        text = json.dumps(gates, default=str)
+        return None if "{{" in text or "{%" in text else PromotionGates.from_dict(gates)
     if isinstance(gates, str) and "\n" in gates and "{{" not in gates and "{%" not in gates:
         return PromotionGates.from_yaml(gates)
     return None
