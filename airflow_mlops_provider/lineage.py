@@ -58,6 +58,8 @@ TAG_BENTO_ARCHIVE_URI = "mlops.bento.archive_uri"
 TAG_BENTO_SMOKE_TEST = "mlops.bento.smoke_test"
 TAG_BENTO_IMAGE = "mlops.bento.image"
 TAG_BENTO_DOCKERFILE_URI = "mlops.bento.dockerfile_uri"
+#: Where the Bento writes its inference capture (absent when packaged with capture off).
+TAG_BENTO_CAPTURE_URI = "mlops.bento.capture_uri"
 
 #: Artifact paths (relative to a run's artifact root) used when evidence is logged to the run.
 ARTIFACT_VALIDATION_REPORT = "evidence/validation_report.json"

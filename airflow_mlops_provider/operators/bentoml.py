@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from airflow_mlops_provider.serving.capture import CaptureConfig
+
 #: Labels on the BentoML model and the Bento, tying both to the registry.
 LABEL_MODEL_NAME = "mlflow_model_name"
 LABEL_MODEL_VERSION = "mlflow_model_version"
@@ -37,7 +39,7 @@ LABEL_DATA_FINGERPRINT = "data_fingerprint"
 SERVING_PACKAGE = "mlops_serving"
 SERVICE_IMPORT = f"{SERVING_PACKAGE}.service:MlflowModelService"
 #: What the service imports besides BentoML and the model's own requirements.
-SERVICE_REQUIREMENTS = ("pandas", "pydantic>=2", "pyyaml")
+SERVICE_REQUIREMENTS = ("pandas", "pydantic>=2", "pyyaml", "pyarrow", "fsspec", "prometheus-client")
 CONTAINER_BACKENDS = ("docker", "podman", "buildah", "nerdctl", "buildctl")
 
 
@@ -89,6 +91,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
     ``container_backend`` is set and works) and tags the model version. On failure, what this task
     added to the BentoML store is deleted again.
 
+    The Bento captures what it serves (docs/monitoring.md): by default to ``$MLOPS_HOME/capture``,
+    every request, no column dropped or hashed. ``capture`` changes that and every setting can be
+    overridden by its ``MLOPS_CAPTURE_*`` variable where the Bento is served. The smoke test's
+    traffic is never captured. The model version is tagged with the capture URI.
+
     Returns ``{bento_tag, model_tag, archive_uri, model_version, labels, image, dockerfile_uri,
     smoke_test: {status, rows, url}}``.
 
@@ -102,6 +109,10 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         ``mlops.bento.smoke_test=skipped``.
     :param export_uri: Directory for the ``.bento`` archive; default ``$MLOPS_HOME/bentos``. (templated)
     :param container_backend: Image builder (``docker``, ``podman``...); ``None`` skips the image.
+    :param capture: Inference capture settings (``uri``, ``sample_rate``, ``drop_columns``,
+        ``hash_columns``, ``flush_rows``, ``flush_interval_s``, ``max_buffer_rows``; see
+        :class:`~airflow_mlops_provider.serving.capture.CaptureConfig`) as a mapping or a
+        ``CaptureConfig``; ``True`` for the defaults, ``False`` for none. (templated)
     :param max_batch_size: Largest batch (and largest request) the service accepts.
     :param max_latency_ms: Latency budget of a batched request; past it the service answers 503.
     :param workers: Service worker processes.
@@ -111,7 +122,15 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
     :param mlflow_conn_id: The ``mlflow`` connection.
     """
 
-    template_fields: Sequence[str] = ("model_name", "alias", "version", "eval_data_uri", "export_uri")
+    template_fields: Sequence[str] = (
+        "model_name",
+        "alias",
+        "version",
+        "eval_data_uri",
+        "export_uri",
+        "capture",
+    )
+    template_fields_renderers = {"capture": "json"}
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -125,6 +144,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         smoke_test: bool = True,
         export_uri: str | None = None,
         container_backend: str | None = None,
+        capture: Mapping[str, Any] | CaptureConfig | bool = True,
         max_batch_size: int = 64,
         max_latency_ms: int = 1000,
         workers: int = 1,
@@ -143,6 +163,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         self.smoke_test = smoke_test
         self.export_uri = export_uri
         self.container_backend = container_backend
+        self.capture = capture
         self.max_batch_size = max_batch_size
         self.max_latency_ms = max_latency_ms
         self.workers = workers
@@ -210,6 +231,25 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             LABEL_DATA_FINGERPRINT: fingerprint or "unknown",
         }
 
+    def capture_config(self, columns: list[dict[str, Any]]) -> CaptureConfig:
+        """Return the Bento's capture settings, checked against the model's input columns."""
+        from airflow_mlops_provider.hooks.mlflow import mlops_home
+        from airflow_mlops_provider.serving.capture import CaptureConfig, CaptureConfigError
+
+        default_uri = str(mlops_home() / "capture")
+        try:
+            if isinstance(self.capture, CaptureConfig):
+                config = self.capture
+            elif isinstance(self.capture, bool):
+                config = CaptureConfig(enabled=self.capture, uri=default_uri if self.capture else None)
+            else:
+                config = CaptureConfig.from_mapping({"uri": default_uri, **dict(self.capture)})
+            if config.enabled:
+                config.check_columns([c["name"] for c in columns])
+        except CaptureConfigError as err:
+            raise PackagingError(str(err)) from None
+        return config
+
     # -- the task --------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -218,6 +258,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         mv = self.resolve_version(client)
         model_uri = f"models:/{mv.name}/{mv.version}"
         columns = self.check_servable(model_uri)
+        capture = self.capture_config(columns)
         labels = self.labels(client, mv)
         tag = f"{bento_name(mv.name)}:v{mv.version}"
         self.log.info(
@@ -229,7 +270,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         created: list[tuple[str, str]] = []
         try:
             bento_model = self._import_model(tag, model_uri, labels, created)
-            bento = self._build_bento(tag, bento_model, labels, created)
+            bento = self._build_bento(tag, bento_model, labels, capture, created)
             if self.smoke_test:
                 smoke = self.run_smoke_test(tag, model_uri, bento_model, columns)
             else:
@@ -251,6 +292,8 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             tags[lineage.TAG_BENTO_IMAGE] = image
         if dockerfile_uri:
             tags[lineage.TAG_BENTO_DOCKERFILE_URI] = dockerfile_uri
+        if capture.enabled and capture.uri:
+            tags[lineage.TAG_BENTO_CAPTURE_URI] = capture.uri
         for key, value in tags.items():
             client.set_model_version_tag(mv.name, str(mv.version), key, value)
         self.log.info("Bento %s exported to %s", tag, archive_uri)
@@ -270,6 +313,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             "image": image,
             "dockerfile_uri": dockerfile_uri,
             "smoke_test": smoke,
+            "capture": capture.to_dict(),
             "bentoml_version": bentoml.__version__,
         }
 
@@ -319,7 +363,12 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         return existing
 
     def _build_bento(
-        self, tag: str, bento_model: Any, labels: dict[str, str], created: list[tuple[str, str]]
+        self,
+        tag: str,
+        bento_model: Any,
+        labels: dict[str, str],
+        capture: CaptureConfig,
+        created: list[tuple[str, str]],
     ) -> Any:
         import bentoml
 
@@ -330,6 +379,15 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         )
         if existing is not None:
             self.log.info("Bento %s already built: reusing it", tag)
+            built = _built_capture(existing)
+            if built != capture.to_dict():
+                self.log.warning(
+                    "Bento %s was built with capture settings %s, not %s: it keeps them (a Bento does "
+                    "not change); override them where it is served with the MLOPS_CAPTURE_* variables",
+                    tag,
+                    built,
+                    capture.to_dict(),
+                )
             return existing
 
         name, version = tag.split(":")
@@ -347,6 +405,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 "workers": self.workers,
                 "timeout_s": self.request_timeout_s,
                 "labels": labels,
+                "capture": capture.to_dict(),
             }
             Path(ctx, "bento_config.json").write_text(json.dumps(config, indent=2))
             # The model's own pinned requirements, plus what the service itself imports. Not locked:
@@ -416,6 +475,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         """Serve the Bento on loopback and require its predictions to equal the pyfunc model's."""
         import mlflow.pyfunc
 
+        from airflow_mlops_provider.serving.capture import ENV as CAPTURE_ENV
         from airflow_mlops_provider.serving.schema import compare_predictions, to_frame, to_json, to_records
         from airflow_mlops_provider.stack import free_port, start_process, wait_http
 
@@ -428,7 +488,9 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)]
         self.log.info("Smoke test: serving %s at %s (log %s)", tag, url, log_path)
         started = time.monotonic()
-        self._server = start_process("bentoml-smoke", command, {**os.environ, **bentoml_env()}, log_path)
+        # The smoke test's own requests are not traffic: nothing of them is captured.
+        env = {**os.environ, **bentoml_env(), CAPTURE_ENV["enabled"]: "false"}
+        self._server = start_process("bentoml-smoke", command, env, log_path)
         try:
             try:
                 wait_http(f"{url}/readyz", self.serve_timeout_s, proc=self._server, log_path=log_path)
@@ -512,6 +574,16 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 self._server.stop()
             except Exception as err:
                 self.log.warning("Could not stop the smoke-test server: %s", err)
+
+
+def _built_capture(bento: Any) -> dict[str, Any] | None:
+    """Return the capture settings a built Bento carries (``None`` when it predates capture)."""
+    try:
+        config = json.loads(Path(bento.path_of("src"), "bento_config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    built: dict[str, Any] | None = config.get("capture")
+    return built
 
 
 def _forget_modules(package: str) -> None:

@@ -87,8 +87,16 @@ def _refuse_null(column_type: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-def row_model(columns: list[dict[str, Any]]) -> type[BaseModel]:
+class StrictRow(BaseModel):
+    """Base of a request row: every unknown column refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def row_model(columns: list[dict[str, Any]], base: type[BaseModel] = StrictRow) -> type[BaseModel]:
     """Return a pydantic model of one input row: strict types, every unknown column refused.
+
+    :param base: The model's base class (:class:`StrictRow`, or a subclass of it that adds behaviour).
 
     A column the signature marks optional (``required: false``) accepts ``null`` and may be left out,
     unless its type cannot hold a null on the way to the model (:data:`NOT_NULLABLE_TYPES`).
@@ -104,7 +112,7 @@ def row_model(columns: list[dict[str, Any]]) -> type[BaseModel]:
             # Left out or null, the error says why an optional column still needs a value.
             refused = Annotated[annotation, _refuse_null(column["type"])]  # type: ignore[valid-type]
             fields[column["name"]] = (refused, Field(default=None, validate_default=True))
-    model: type[BaseModel] = create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
+    model: type[BaseModel] = create_model("Row", __base__=base, **fields)
     return model
 
 

@@ -17,13 +17,21 @@ Requests are batched across clients (at most ``max_batch_size`` rows, waiting at
 with HTTP 503 ("process is overloaded") rather than queued without bound: clients retry with
 backoff.
 
-``/livez``, ``/readyz`` and the Prometheus ``/metrics`` come from BentoML. ``/model_info`` returns the
-lineage labels (registered model name and version, MLflow run id, data fingerprint) and the limits.
+Every answer carries an ``X-Request-ID`` header: the client's own when it sent a sane one, a fresh
+one otherwise (:mod:`.request_id`). Every answered prediction is captured, off the request path, with
+that id, the model's lineage, the validated row and the output (:mod:`.capture`), unless capture is
+off; the Bento's capture settings come from ``bento_config.json`` and each can be overridden by an
+``MLOPS_CAPTURE_*`` environment variable at serve time.
+
+``/livez``, ``/readyz`` and the Prometheus ``/metrics`` come from BentoML; ``/metrics`` also counts
+captured and dropped rows. ``/model_info`` returns the lineage labels (registered model name and
+version, MLflow run id, data fingerprint), the limits and the capture settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -31,6 +39,8 @@ import bentoml
 import yaml
 from pydantic import BaseModel, Field
 
+from .capture import HASH_SALT_ENV, CaptureConfig, CaptureWriter
+from .request_id import RequestIdMiddleware, RequestRow, request_id_of
 from .schema import input_columns, row_model, to_frame, to_json
 
 CONFIG_FILE = "bento_config.json"
@@ -42,11 +52,14 @@ MODEL_TAG: str = CONFIG["model_tag"]
 MAX_BATCH_SIZE: int = int(CONFIG["max_batch_size"])
 MAX_LATENCY_MS: int = int(CONFIG["max_latency_ms"])
 LABELS: dict[str, str] = dict(CONFIG["labels"])
+CAPTURE = CaptureConfig.from_mapping(CONFIG.get("capture")).with_env(os.environ)
 
 COLUMNS = input_columns(
     yaml.safe_load(Path(bentoml.models.get(MODEL_TAG).path_of(MLFLOW_MODEL_FOLDER), "MLmodel").read_text())
 )
-Row = row_model(COLUMNS)
+if CAPTURE.enabled:
+    CAPTURE.check_columns([c["name"] for c in COLUMNS])
+Row = row_model(COLUMNS, base=RequestRow)
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH_SIZE)]  # type: ignore[valid-type]
 
 
@@ -64,13 +77,56 @@ class MlflowModelService:
         import mlflow.pyfunc
 
         self.model = mlflow.pyfunc.load_model(self.model_ref.path_of(MLFLOW_MODEL_FOLDER))
+        self.capture = self._capture_writer() if CAPTURE.enabled else None
+
+    def _capture_writer(self) -> CaptureWriter:
+        # Imported here: BentoML points prometheus_client at its multiprocess directory only in the
+        # worker, after this module was imported.
+        from prometheus_client import Counter
+
+        counters = (
+            Counter("mlops_capture_written_rows", "Captured predictions written to the capture store"),
+            Counter(
+                "mlops_capture_dropped_rows",
+                "Captured predictions dropped (buffer full, store failing)",
+                ["reason"],
+            ),
+        )
+        try:
+            raw = self.model.get_raw_model()
+        except Exception:  # not every flavor has a raw model
+            raw = None
+        probabilities = None
+        if hasattr(raw, "predict_proba"):
+
+            def probabilities(frame: Any) -> tuple[list[Any], Any]:
+                proba = raw.predict_proba(frame)
+                return list(getattr(raw, "classes_", range(proba.shape[1]))), proba
+
+        return CaptureWriter(
+            CAPTURE,
+            LABELS,
+            COLUMNS,
+            lambda rows: to_frame(rows, COLUMNS),
+            probabilities,
+            counters,
+            hash_salt=os.environ.get(HASH_SALT_ENV),
+        )
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
     def predict(self, rows: Rows) -> list[Any]:
         """Return one prediction per row, in order."""
-        return to_json(
-            self.model.predict(to_frame([r.model_dump() for r in cast("list[BaseModel]", rows)], COLUMNS))
-        )
+        records = [r.model_dump() for r in cast("list[BaseModel]", rows)]
+        predictions = to_json(self.model.predict(to_frame(records, COLUMNS)))
+        if self.capture is not None:
+            self.capture.record([request_id_of(r) for r in rows], records, predictions)
+        return predictions
+
+    @bentoml.on_shutdown
+    def flush_capture(self) -> None:
+        """Write every captured prediction still buffered (SIGTERM and every other graceful stop)."""
+        if self.capture is not None:
+            self.capture.close()
 
     @bentoml.api(route="/model_info")
     def model_info(self) -> dict[str, Any]:
@@ -81,4 +137,8 @@ class MlflowModelService:
             "max_batch_size": MAX_BATCH_SIZE,
             "max_latency_ms": MAX_LATENCY_MS,
             "columns": COLUMNS,
+            "capture": CAPTURE.to_dict(),
         }
+
+
+MlflowModelService.add_asgi_middleware(RequestIdMiddleware)

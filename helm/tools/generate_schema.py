@@ -98,6 +98,22 @@ def constrain(props: dict[str, Any]) -> None:
     scaling["maxReplicas"]["minimum"] = 1
     scaling["targetCPUUtilizationPercentage"].update(minimum=1, maximum=100)
     props["training"]["properties"]["gpuResource"]["pattern"] = r"^[a-z0-9.-]+/[a-z0-9.-]+$"
+    # The bounds the Bento's CaptureConfig enforces at start-up, refused here at install instead.
+    capture = props["modelserver"]["properties"]["capture"]["properties"]
+    capture["sampleRate"].update(type="number", minimum=0, maximum=1)
+    capture["flushIntervalSeconds"].update(type="number", exclusiveMinimum=0)
+    capture["flushRows"]["minimum"] = 1
+    capture["maxBufferRows"]["minimum"] = 1
+    for key in ("dropColumns", "hashColumns"):
+        # The env var is comma-separated: a name with a comma would be split.
+        capture[key]["items"].update(minLength=1, pattern=r"^[^,]+$")
+        capture[key]["uniqueItems"] = True
+    capture["hashSaltSecret"]["properties"]["key"]["minLength"] = 1
+    persistence = capture["persistence"]["properties"]
+    persistence["size"]["pattern"] = r"^[0-9]+(\.[0-9]+)?([KMGTPE]i|[kMGTPE])?$"
+    # The Deployment runs several replicas and surges one in a rollout: no ReadWriteOncePod.
+    persistence["accessModes"]["items"]["enum"] = ["ReadWriteOnce", "ReadWriteMany"]
+    persistence["accessModes"].update(minItems=1, uniqueItems=True)
 
 
 def main() -> None:

@@ -57,6 +57,17 @@ def one(objects: list[dict], kind: str, name_part: str = "") -> dict:
     return found
 
 
+def render_valid(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Render, and validate every object strictly against both Kubernetes versions."""
+    from kubernetes_validate import validate
+
+    objects = render(values)
+    for obj in objects:
+        for version in K8S_VERSIONS:
+            validate(obj, version, strict=True)
+    return objects
+
+
 def pod_specs(objects: list[dict]) -> list[tuple[str, dict]]:
     return [
         (o["metadata"]["name"], o["spec"]["template"]["spec"])
@@ -225,7 +236,7 @@ def test_no_plain_text_password_in_any_container_env(rendered):
     for name, spec in pod_specs(rendered):
         for container in spec["containers"]:
             for var in container.get("env", []):
-                if any(word in var["name"].upper() for word in ("PASSWORD", "SECRET", "TOKEN")):
+                if any(word in var["name"].upper() for word in ("PASSWORD", "SECRET", "TOKEN", "SALT")):
                     assert "valueFrom" in var, (name, var["name"])
 
 
@@ -272,6 +283,36 @@ def test_production_values_use_external_tls_databases_and_static_keys():
         ),
         pytest.param({"airflow": {"executor": "SequentialExecutor"}}, "/airflow/executor", id="executor"),
         pytest.param({"modelserver": {"service": {"port": 70000}}}, "/modelserver/service/port", id="port"),
+        pytest.param(
+            {"modelserver": {"capture": {"sampleRate": 1.5}}},
+            "/modelserver/capture/sampleRate': maximum: got 1.5, want 1",
+            id="capture-sample-rate",
+        ),
+        pytest.param(
+            {"modelserver": {"capture": {"flushIntervalSeconds": 0}}},
+            "/modelserver/capture/flushIntervalSeconds': exclusiveMinimum",
+            id="capture-flush-interval",
+        ),
+        pytest.param(
+            {"modelserver": {"capture": {"maxBufferRows": 0}}},
+            "/modelserver/capture/maxBufferRows': minimum",
+            id="capture-buffer",
+        ),
+        pytest.param(
+            {"modelserver": {"capture": {"dropColumns": ["email,phone"]}}},
+            "/modelserver/capture/dropColumns/0': 'email,phone' does not match pattern",
+            id="capture-column-with-comma",
+        ),
+        pytest.param(
+            {"modelserver": {"capture": {"persistence": {"accessModes": ["ReadOnlyMany"]}}}},
+            "/modelserver/capture/persistence/accessModes/0': value must be one of",
+            id="capture-access-mode",
+        ),
+        pytest.param(
+            {"modelserver": {"capture": {"persistence": {"size": "10GB"}}}},
+            "/modelserver/capture/persistence/size",
+            id="capture-size",
+        ),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema_naming_the_key(values, message):
@@ -280,6 +321,13 @@ def test_bad_values_are_rejected_by_the_schema_naming_the_key(values, message):
     chart = helm_python.Chart.load(CHART)
     with pytest.raises(helm_python.HelmValuesError, match=message):
         chart.validate_schema(values)
+
+
+def test_capture_sample_rate_out_of_range_fails_rendering_too():
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match="'/modelserver/capture/sampleRate': maximum"):
+        render({"modelserver": {"capture": {"sampleRate": 1.5}}})
 
 
 def test_an_empty_image_tag_fails_rendering_too():
@@ -314,3 +362,168 @@ def test_values_schema_is_generated_from_values_yaml():
 
     for key, value in values.items():
         walk(value, schema["properties"][key], (key,))
+
+
+CAPTURE_DIR = "/var/lib/mlops/capture"
+
+
+def model_server(objects: list[dict]) -> tuple[dict, dict]:
+    """The model server's pod spec and its container."""
+    spec = one(objects, "Deployment", "modelserver")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    return spec, container
+
+
+def capture_env(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container["env"] if e["name"].startswith("MLOPS_CAPTURE_")}
+
+
+def test_model_server_captures_to_a_pvc_mounted_at_the_capture_dir(rendered):
+    spec, container = model_server(rendered)
+    env = capture_env(container)
+    assert {k: v["value"] for k, v in env.items()} == {
+        "MLOPS_CAPTURE_ENABLED": "true",
+        "MLOPS_CAPTURE_URI": CAPTURE_DIR,
+        "MLOPS_CAPTURE_SAMPLE_RATE": "1",
+        "MLOPS_CAPTURE_FLUSH_ROWS": "1000",
+        "MLOPS_CAPTURE_FLUSH_INTERVAL_S": "10",
+        "MLOPS_CAPTURE_MAX_BUFFER_ROWS": "100000",
+    }
+    claim = one(rendered, "PersistentVolumeClaim", "capture")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert "storageClassName" not in claim["spec"]  # the cluster default
+    assert claim["metadata"]["labels"]["app.kubernetes.io/component"] == "modelserver"
+    assert claim["metadata"]["labels"]["app.kubernetes.io/part-of"] == "airflow-mlops"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert volumes[mounts[CAPTURE_DIR]]["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "envFrom" not in container
+
+
+@pytest.mark.parametrize(
+    ("persistence", "claim"),
+    [
+        pytest.param({"storageClass": "nfs-rwx", "accessModes": ["ReadWriteMany"]}, None, id="rwx-class"),
+        pytest.param({"existingClaim": "shared-capture"}, "shared-capture", id="existing-claim"),
+    ],
+)
+def test_capture_claim_can_be_shared_or_brought(persistence, claim):
+    objects = render_valid({"modelserver": {"capture": {"persistence": persistence}}})
+    spec, _ = model_server(objects)
+    claim_name = {v["name"]: v for v in spec["volumes"]}["capture"]["persistentVolumeClaim"]["claimName"]
+    claims = by_kind(objects, "PersistentVolumeClaim")
+    if claim:  # brought: mounted, not created
+        assert claims == []
+        assert claim_name == claim
+    else:
+        assert [c["metadata"]["name"] for c in claims] == [claim_name]
+        assert claims[0]["spec"]["storageClassName"] == "nfs-rwx"
+        assert claims[0]["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_object_store_capture_has_no_pvc_and_takes_credentials_from_a_secret():
+    objects = render_valid(
+        {
+            "modelserver": {
+                "capture": {
+                    "uri": "s3://company-capture/churn",
+                    "credentialsSecretName": "capture-s3-credentials",
+                    "sampleRate": 0.25,
+                    "flushIntervalSeconds": 2.5,
+                    "dropColumns": ["email", "phone"],
+                }
+            }
+        }
+    )
+    assert by_kind(objects, "PersistentVolumeClaim") == []
+    spec, container = model_server(objects)
+    env = capture_env(container)
+    assert env["MLOPS_CAPTURE_URI"]["value"] == "s3://company-capture/churn"
+    assert env["MLOPS_CAPTURE_SAMPLE_RATE"]["value"] == "0.25"
+    assert env["MLOPS_CAPTURE_FLUSH_INTERVAL_S"]["value"] == "2.5"
+    assert env["MLOPS_CAPTURE_DROP_COLUMNS"]["value"] == "email,phone"
+    assert "MLOPS_CAPTURE_HASH_COLUMNS" not in env  # unset: the Bento keeps its packaged list
+    assert container["envFrom"] == [{"secretRef": {"name": "capture-s3-credentials"}}]
+    assert [v["name"] for v in spec["volumes"]] == ["tmp"]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+
+
+def test_capture_hash_salt_comes_from_a_secret_key_ref():
+    objects = render_valid(
+        {
+            "modelserver": {
+                "capture": {
+                    "hashColumns": ["customer_id", "email"],
+                    "hashSaltSecret": {"name": "capture-salt", "key": "hmac-key"},
+                }
+            }
+        }
+    )
+    env = capture_env(model_server(objects)[1])
+    assert env["MLOPS_CAPTURE_HASH_COLUMNS"]["value"] == "customer_id,email"
+    assert env["MLOPS_CAPTURE_HASH_SALT"] == {
+        "name": "MLOPS_CAPTURE_HASH_SALT",
+        "valueFrom": {"secretKeyRef": {"name": "capture-salt", "key": "hmac-key"}},
+    }
+    # Not in the default render: no salt unless a Secret is named.
+    assert "MLOPS_CAPTURE_HASH_SALT" not in capture_env(model_server(render())[1])
+
+
+def test_capture_off_sets_enabled_false_and_drops_the_rest():
+    # Nowhere to write is fine when capture is off.
+    objects = render_valid(
+        {"modelserver": {"capture": {"enabled": False, "persistence": {"enabled": False}}}}
+    )
+    spec, container = model_server(objects)
+    assert capture_env(container) == {
+        "MLOPS_CAPTURE_ENABLED": {"name": "MLOPS_CAPTURE_ENABLED", "value": "false"}
+    }
+    assert by_kind(objects, "PersistentVolumeClaim") == []
+    assert not [c for c in by_kind(objects, "ConfigMap") if "capture" in c["metadata"]["name"]]
+    assert [v["name"] for v in spec["volumes"]] == ["tmp"]
+    assert "envFrom" not in container
+
+
+@pytest.mark.parametrize(
+    ("capture", "message"),
+    [
+        pytest.param(
+            {"persistence": {"enabled": False}},
+            "modelserver.capture is enabled but has nowhere to write: set modelserver.capture.uri",
+            id="neither-pvc-nor-uri",
+        ),
+        pytest.param(
+            {"uri": "/data/capture"},
+            'modelserver.capture.uri "/data/capture" is a local path',
+            id="local-path",
+        ),
+        pytest.param(
+            {"dropColumns": ["email"], "hashColumns": ["email", "phone"]},
+            r"columns \[email\] are in both dropColumns and hashColumns",
+            id="dropped-and-hashed",
+        ),
+    ],
+)
+def test_capture_that_cannot_work_fails_rendering_saying_why(capture, message):
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError, match=message):
+        render({"modelserver": {"capture": capture}})
+
+
+@pytest.mark.parametrize(
+    ("capture", "uri"),
+    [({}, CAPTURE_DIR), ({"uri": "gs://company-capture/churn"}, "gs://company-capture/churn")],
+    ids=["pvc", "object-store"],
+)
+def test_airflow_loads_the_capture_uri_the_model_server_writes_to(capture, uri):
+    objects = render_valid({"modelserver": {"capture": capture}})
+    config_map = one(objects, "ConfigMap", "capture")
+    assert config_map["data"] == {"MLOPS_CAPTURE_URI": uri}
+    assert capture_env(model_server(objects)[1])["MLOPS_CAPTURE_URI"]["value"] == uri
+    # values.yaml hands it to every Airflow component, optional so Airflow starts when capture is off.
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    env_from = yaml.safe_load(defaults["airflow"]["extraEnvFrom"])
+    assert {"configMapRef": {"name": config_map["metadata"]["name"], "optional": True}} in env_from

@@ -69,3 +69,62 @@ seccompProfile:
 {{- define "airflow-mlops.postgresql.fullname" -}}{{ include "airflow-mlops.fullname" . }}-postgresql{{- end -}}
 {{- define "airflow-mlops.mlflow.url" -}}http://{{ include "airflow-mlops.mlflow.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.mlflow.service.port }}{{- end -}}
 {{- define "airflow-mlops.training.namespace" -}}{{ default .Release.Namespace .Values.training.namespace }}{{- end -}}
+
+{{/* Where the model server mounts its capture PVC (the Bento writes under it). */}}
+{{- define "airflow-mlops.modelserver.capture.mountPath" -}}/var/lib/mlops/capture{{- end -}}
+
+{{/* "true" when capture writes to a PVC: capture on, no object-store uri, persistence on. */}}
+{{- define "airflow-mlops.modelserver.capture.onVolume" -}}
+{{- $c := .Values.modelserver.capture -}}
+{{- if and $c.enabled (not $c.uri) $c.persistence.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/* The claim the model server writes capture to: the existing one, or the one this chart creates. */}}
+{{- define "airflow-mlops.modelserver.capture.claimName" -}}
+{{- default (printf "%s-capture" (include "airflow-mlops.modelserver.fullname" .)) .Values.modelserver.capture.persistence.existingClaim -}}
+{{- end -}}
+
+{{/* MLOPS_CAPTURE_URI; refuses a capture with nowhere to write, a local path and a column both dropped and hashed. */}}
+{{- define "airflow-mlops.modelserver.capture.uri" -}}
+{{- $c := .Values.modelserver.capture -}}
+{{- $both := list -}}
+{{- range $c.dropColumns }}{{ if has . $c.hashColumns }}{{ $both = append $both . }}{{ end }}{{ end -}}
+{{- if $both -}}
+{{- fail (printf "modelserver.capture: columns %v are in both dropColumns and hashColumns; pick one (the Bento refuses to start otherwise)" $both) -}}
+{{- end -}}
+{{- if $c.uri -}}
+{{- if or (not (contains "://" $c.uri)) (hasPrefix "file:" $c.uri) -}}
+{{- fail (printf "modelserver.capture.uri %q is a local path: the model server's filesystem is read-only and Airflow cannot read it; use an object-store URI (s3://bucket/capture) or set uri empty and use modelserver.capture.persistence" $c.uri) -}}
+{{- end -}}
+{{- $c.uri -}}
+{{- else if $c.persistence.enabled -}}
+{{- include "airflow-mlops.modelserver.capture.mountPath" . -}}
+{{- else -}}
+{{- fail "modelserver.capture is enabled but has nowhere to write: set modelserver.capture.uri to an object store (s3://bucket/capture), or modelserver.capture.persistence.enabled=true for a PVC, or modelserver.capture.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The model server's MLOPS_CAPTURE_* environment; off leaves only MLOPS_CAPTURE_ENABLED=false. */}}
+{{- define "airflow-mlops.modelserver.capture.env" -}}
+{{- $c := .Values.modelserver.capture -}}
+- {name: MLOPS_CAPTURE_ENABLED, value: {{ $c.enabled | toString | quote }}}
+{{- if $c.enabled }}
+- {name: MLOPS_CAPTURE_URI, value: {{ include "airflow-mlops.modelserver.capture.uri" . | quote }}}
+- {name: MLOPS_CAPTURE_SAMPLE_RATE, value: {{ $c.sampleRate | toString | quote }}}
+{{- /* Only when listed: an empty variable keeps the Bento's packaged columns, which may hold PII. */}}
+{{- with $c.dropColumns }}
+- {name: MLOPS_CAPTURE_DROP_COLUMNS, value: {{ join "," . | quote }}}
+{{- end }}
+{{- with $c.hashColumns }}
+- {name: MLOPS_CAPTURE_HASH_COLUMNS, value: {{ join "," . | quote }}}
+{{- end }}
+- {name: MLOPS_CAPTURE_FLUSH_ROWS, value: {{ int64 $c.flushRows | quote }}}
+- {name: MLOPS_CAPTURE_FLUSH_INTERVAL_S, value: {{ $c.flushIntervalSeconds | toString | quote }}}
+- {name: MLOPS_CAPTURE_MAX_BUFFER_ROWS, value: {{ int64 $c.maxBufferRows | quote }}}
+{{- with $c.hashSaltSecret.name }}
+- name: MLOPS_CAPTURE_HASH_SALT
+  valueFrom:
+    secretKeyRef: {name: {{ . | quote }}, key: {{ $c.hashSaltSecret.key | quote }}}
+{{- end }}
+{{- end }}
+{{- end -}}

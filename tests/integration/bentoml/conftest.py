@@ -3,10 +3,11 @@ served over HTTP on a free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -116,30 +117,23 @@ def packaged(registered: Registered, export_dir: Path, bentoml_home: Path) -> di
     return op.execute(make_context())
 
 
-@pytest.fixture(scope="module")
-def served(packaged: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve the packaged Bento from the store with ``bentoml serve`` on a free loopback port."""
+@contextlib.contextmanager
+def serve_bento(tag: str, env: Mapping[str, str], log_path: Path) -> Iterator[tuple[str, ManagedProcess]]:
+    """Serve ``tag`` from the store with ``bentoml serve`` on a free loopback port; stop it after."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    proc: ManagedProcess = start_process(
-        "bentoml",
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            packaged["bento_tag"],
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        os.environ,
-        log_path,
-    )
+    command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)]
+    proc: ManagedProcess = start_process("bentoml", command, env, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/readyz", 180, proc=proc, log_path=log_path)
-        yield url
+        yield url, proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def served(packaged: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the packaged Bento from the store with ``bentoml serve`` on a free loopback port."""
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_bento(packaged["bento_tag"], os.environ, log_path) as (url, _):
+        yield url
