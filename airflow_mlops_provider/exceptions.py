@@ -57,6 +57,12 @@ class DatasetReadError(MlopsProviderError):
     """A dataset is missing, empty, unreadable or not in the expected format."""
 
 
+class MonitoringError(MlopsProviderError):
+    """Captured predictions or delayed labels cannot be read or joined: a path is missing, a required
+    column is absent, or timestamps do not parse. The message names the path or column and lists what
+    is there."""
+
+
 class DataValidationError(MlopsProviderError, AirflowFailException):
     """A dataset broke its contract: at least one ``fail`` check did not pass.
 
