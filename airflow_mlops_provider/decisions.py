@@ -1,17 +1,18 @@
 """The decision log: what each pipeline run decided for a model, kept in MLflow, and its summary.
 
 Each provider task that decides something about a model records it as one *step* of that DAG run:
-``validation`` (the data contract's verdict), ``drift`` (against the champion), ``retraining``
-(skipped, and why), ``promotion`` (the candidate's metrics against the champion, each gate, the
-decision) and ``package`` (the Bento). A DAG run has one MLflow run per model in the
+``validation`` (the data contract's verdict), ``drift`` (against the champion), ``monitoring`` (the
+served champion's live performance on outcomes that arrived, and the decay decision),
+``retraining`` (skipped, and why), ``promotion`` (the candidate's metrics against the champion, each
+gate, the decision) and ``package`` (the Bento). A DAG run has one MLflow run per model in the
 ``mlops-decisions`` experiment, tagged with the model and the DAG run; each step is a JSON tag on it,
 with the champion as it stood when the step ended. Failed validations leave a record too, though no
 training run or model version exists for them.
 
 ``python -m airflow_mlops_provider.decisions MODEL`` prints the table, one row per DAG run::
 
-    run              validation  drift            candidate vs champion         gates        decision  champion  Bento
-    week1-baseline   passed      no champion yet  v1 roc_auc 0.784              passed 7/7   promoted  v1        churn:v1
+    run              validation  drift            live  candidate vs champion  gates       decision  champion  Bento
+    week1-baseline   passed      no champion yet  -     v1 roc_auc 0.784       passed 7/7  promoted  v1        churn:v1
 
 Airflow-free: it takes an ``MlflowClient``. The operators record through
 :meth:`airflow_mlops_provider.hooks.MlflowHookMixin.record_decision_step`, which never fails a task
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 EXPERIMENT = "mlops-decisions"
 TAG_MODEL = "mlops.decision.model"
 STEP_PREFIX = "mlops.decision.step."
-Step = Literal["validation", "drift", "retraining", "promotion", "package"]
-STEPS: tuple[Step, ...] = ("validation", "drift", "retraining", "promotion", "package")
+Step = Literal["validation", "drift", "monitoring", "retraining", "promotion", "package"]
+STEPS: tuple[Step, ...] = ("validation", "drift", "monitoring", "retraining", "promotion", "package")
 #: A step's JSON is kept under this many characters (MLflow's tag values are bounded).
 MAX_STEP_CHARS = 5000
 
@@ -120,6 +121,22 @@ def drift_step(result: Mapping[str, Any]) -> dict[str, Any]:
     return {k: result.get(k) for k in ("outcome", "drift_share", "drifted_columns")}
 
 
+def monitoring_step(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``monitoring`` step, from a live-performance check: status, the policy's metric live and
+    offline, the labelled rows, and whether a rollback was recommended."""
+    metric = result.get("metric")
+    live = ((result.get("live") or {}).get("metrics") or {}).get(metric) or {}
+    return {
+        "status": result.get("status"),
+        "version": result.get("version"),
+        "metric": metric,
+        "live": live.get("value"),
+        "rows": live.get("rows"),
+        "offline": (result.get("offline") or {}).get(metric),
+        "rollback": bool((result.get("rollback") or {}).get("recommended")),
+    }
+
+
 def promotion_step(decision: Mapping[str, Any], metric_names: Sequence[str]) -> dict[str, Any]:
     """The ``promotion`` step, from a promotion decision: the gate metrics of candidate and champion."""
     metrics = decision.get("metrics") or {}
@@ -154,19 +171,31 @@ class Row:
     run: str
     validation: str
     drift: str
+    live: str
     candidate: str
     gates: str
     decision: str
     champion: str
     bento: str
 
-    HEADER = ("run", "validation", "drift", "candidate vs champion", "gates", "decision", "champion", "Bento")
+    HEADER = (
+        "run",
+        "validation",
+        "drift",
+        "live",
+        "candidate vs champion",
+        "gates",
+        "decision",
+        "champion",
+        "Bento",
+    )
 
     def cells(self) -> tuple[str, ...]:
         return (
             self.run,
             self.validation,
             self.drift,
+            self.live,
             self.candidate,
             self.gates,
             self.decision,
@@ -210,6 +239,17 @@ def _drift(step: Mapping[str, Any] | None) -> str:
     return f"{step.get('outcome')} ({share:.0%} of columns: {', '.join(drifted) or '-'})"
 
 
+def _live(step: Mapping[str, Any] | None) -> str:
+    if not step:
+        return "-"
+    if step.get("live") is None:
+        return f"{step.get('status')} ({step.get('rows') or 0} labelled)"
+    text = f"{step.get('status')}: v{step.get('version')} {step.get('metric')} {_fmt(step['live'])}"
+    if step.get("offline") is not None:
+        text += f" vs {_fmt(step['offline'])} offline"
+    return f"{text}, {step.get('rows')} labelled"
+
+
 def _candidate(step: Mapping[str, Any] | None) -> str:
     if not step or not step.get("candidate"):
         return "-"
@@ -244,6 +284,9 @@ def _decision(steps: Mapping[str, Mapping[str, Any]]) -> str:
         return f"skipped: {steps['retraining'].get('reason', 'not retrained')}"
     if (steps.get("validation") or {}).get("status") == "failed":
         return "not trained"
+    monitoring = steps.get("monitoring") or {}
+    if monitoring.get("status") == "degraded":
+        return "retraining scheduled" + (", rollback" if monitoring.get("rollback") else "")
     return "-"
 
 
@@ -273,6 +316,7 @@ def summarize(client: MlflowClient, model: str, dag_run_ids: Sequence[str] | Non
                 run=run_id,
                 validation=_validation(steps.get("validation")),
                 drift=_drift(steps.get("drift")),
+                live=_live(steps.get("monitoring")),
                 candidate=_candidate(steps.get("promotion")),
                 gates=_gates(steps.get("promotion")),
                 decision=_decision(steps),

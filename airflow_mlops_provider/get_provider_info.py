@@ -26,7 +26,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "BentoML",
                 "external-doc-url": "https://docs.bentoml.com/",
-                "how-to-guide": ["docs/bentoml.md"],
+                "how-to-guide": ["docs/bentoml.md", "docs/monitoring.md"],
                 "tags": ["software"],
             },
             {
@@ -60,7 +60,10 @@ def get_provider_info() -> dict[str, Any]:
             },
             {
                 "integration-name": "BentoML",
-                "python-modules": ["airflow_mlops_provider.operators.bentoml"],
+                "python-modules": [
+                    "airflow_mlops_provider.operators.bentoml",
+                    "airflow_mlops_provider.operators.monitoring",
+                ],
             },
         ],
         "sensors": [

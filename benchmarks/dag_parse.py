@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/dag_parse.py                     # all of dags/, 7 parses per file and side
     .venv/bin/python benchmarks/dag_parse.py --repeats 11 --cold --check
-    .venv/bin/python benchmarks/dag_parse.py dags/drift_monitor.py --keep
+    .venv/bin/python benchmarks/dag_parse.py dags/model_monitor.py --keep
 
 For every reference DAG file, the baseline is a DAG file of the same shape generated from the parsed
 reference DAG (so the two cannot drift apart): same dag_id, schedule, params, default_args, task ids,

@@ -6,8 +6,10 @@ skip when the data is what the champion was trained on → train (``MLflowTraini
 from ``[mlops] training_runtime``) → gated promotion (with human approval when asked) → BentoML
 packaging of the champion → an event for the ``churn_champion`` asset.
 
-Scheduled every Monday at 03:00 UTC **or** when the ``churn_batch`` asset (new data) or the
-``churn_drift`` asset (``drift_monitor`` found drift) is updated; one run at a time.
+Scheduled every Monday at 03:00 UTC **or** when the ``churn_batch`` asset (new data), the
+``churn_drift`` asset (``model_monitor`` found drift in served traffic) or the ``churn_performance``
+asset (``model_monitor`` found the champion's live performance degraded) is updated; one run at a
+time.
 
 Needs: the ``mlflow_default`` connection; for the kubernetes runtime, ``kubernetes_default`` and the
 trainer image. Data lives under ``$MLOPS_HOME/data`` unless ``data_uri`` says otherwise.
@@ -39,6 +41,7 @@ from airflow_mlops_provider.operators.validation import DataValidationOperator
 MLOPS_HOME = os.environ.get("MLOPS_HOME", os.path.expanduser("~/.mlops"))
 CHURN_BATCH = Asset(name="churn_batch", uri="mlops://churn/batch")
 CHURN_DRIFT = Asset(name="churn_drift", uri="mlops://churn/drift")
+CHURN_PERFORMANCE = Asset(name="churn_performance", uri="mlops://churn/performance")
 CHURN_CHAMPION = Asset(name="churn_champion", uri="mlops://churn/champion")
 #: One seed for the train/eval split and the model: same data + params + seed = same model.
 SEED = 42
@@ -79,7 +82,8 @@ with DAG(
     description="Validate, profile, check drift, retrain, promote through gates and package the churn model",
     # [START schedule]
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=(CHURN_BATCH | CHURN_DRIFT)
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"),
+        assets=(CHURN_BATCH | CHURN_DRIFT | CHURN_PERFORMANCE),
     ),
     # [END schedule]
     start_date=datetime(2026, 1, 1),

@@ -162,7 +162,7 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
             self.log.info("No reference yet (model %s does not exist): drift check skipped", label)
             result: dict[str, Any] = {"outcome": "no_reference", "drift_share": 0.0, "drifted_columns": []}
             self._record(context, result)
-            self._branch(context, "no_reference")
+            self._branch(context, "no_reference", result)
             return result
         return self._check(context, reference_uri)
 
@@ -238,7 +238,7 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
                 f"drift outcome {report.outcome!r} reaches fail_on={self.fail_on!r}: drifted columns "
                 f"{report.drifted}; top: {top}; report {report_uri}"
             )
-        self._branch(context, report.outcome)
+        self._branch(context, report.outcome, result)
         return result
 
     def _record(self, context: Context, result: dict[str, Any]) -> None:
@@ -246,8 +246,8 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
 
         self.record_decision_step(context, self.reference_model_name, "drift", drift_step(result))
 
-    def _branch(self, context: Context, outcome: str) -> None:
-        if self.branch is None:
-            return
-        follow = self.branch.get(outcome, [])
-        self.do_branch(context, [follow] if isinstance(follow, str) else list(follow))
+    def _branch(self, context: Context, outcome: str, result: Any) -> None:
+        from airflow_mlops_provider.operators._branching import follow_branches
+
+        if self.branch is not None:
+            follow_branches(self, context, self.branch, [outcome], result)

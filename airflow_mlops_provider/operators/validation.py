@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -43,6 +44,8 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         ``reference_alias`` version (e.g. the champion), when the model has one. (templated)
     :param reference_alias: Alias of the reference version (default ``champion``). (templated)
     :param tolerances: Tolerances for deriving (a ``Tolerances`` or a mapping of its fields).
+    :param ignore_columns: Reference columns the derived contract leaves out: the target, say, which
+        served traffic does not carry.
     :param timestamp_columns: Timestamp columns, when profiling ``dataset_uri`` here.
     :param file_format: Format of ``dataset_uri`` when it cannot be inferred.
     :param report_uri: Directory for the report; default ``$MLOPS_HOME/validation/<fingerprint>``. (templated)
@@ -79,6 +82,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         reference_model_name: str | None = None,
         reference_alias: str = "champion",
         tolerances: Tolerances | Mapping[str, Any] | None = None,
+        ignore_columns: Sequence[str] = (),
         timestamp_columns: Sequence[str] = (),
         file_format: str | None = None,
         report_uri: str | None = None,
@@ -97,6 +101,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         self.reference_model_name = reference_model_name
         self.reference_alias = reference_alias
         self.tolerances = tolerances
+        self.ignore_columns = ignore_columns
         self.timestamp_columns = timestamp_columns
         self.file_format = file_format
         self.report_uri = report_uri
@@ -169,6 +174,9 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
             reference_uri, conn_id=self.storage_conn_id, mlflow_conn_id=self.mlflow_conn_id
         )
         derived = derive_contract(reference.summary, tolerances, name=f"derived from {reference_uri}")
+        if self.ignore_columns:
+            kept = {k: v for k, v in derived.columns.items() if k not in set(self.ignore_columns)}
+            derived = dataclasses.replace(derived, columns=kept)
         if explicit is None:
             return derived
         return overlay(derived, explicit)

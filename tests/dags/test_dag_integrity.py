@@ -24,6 +24,7 @@ TASK_TIME_MODULES = (
     "airflow_mlops_provider.data",
     "airflow_mlops_provider.decisions",
     "airflow_mlops_provider.evidence",
+    "airflow_mlops_provider.monitoring",
     "airflow_mlops_provider.promotion",
     "airflow_mlops_provider.serving",
     "airflow_mlops_provider.stack",

@@ -8,7 +8,7 @@
   (``tests/integration/test_regression_example.py``, the reference-DAG tests).
 - README's operator blocks form one pipeline: ``test_readme_pipeline`` runs them as one DAG with
   ``airflow dags test`` against a real MLflow server, data in place.
-- ``yaml`` blocks load as gates or as a data contract; ``json`` blocks parse (``...`` stands for
+- ``yaml`` blocks load as gates, a data contract or a decay policy; ``json`` blocks parse (``...`` stands for
   elided values); ``bash`` blocks pass ``bash -n`` and the ``AIRFLOW_CONN_MLFLOW_DEFAULT`` exports
   build a working hook configuration. Commands that need a cluster, Docker or a registry (helm,
   kubectl, docker) are checked for syntax only.
@@ -104,15 +104,18 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.lang == "yaml"], ids=lambda b: b.id)
-def test_yaml_blocks_load_as_gates_or_a_contract(block):
+def test_yaml_blocks_load_as_gates_a_contract_or_a_decay_policy(block):
     import yaml
 
     from airflow_mlops_provider.data.contract import DataContract
     from airflow_mlops_provider.gates import PromotionGates
+    from airflow_mlops_provider.monitoring.decay import DecayPolicy
 
     data = yaml.safe_load(block.text)
     if "columns" in data:
         assert DataContract.from_yaml(block.text).columns
+    elif "metric" in data:
+        assert DecayPolicy.from_yaml(block.text).metrics
     else:
         assert PromotionGates.from_yaml(block.text).metrics
 

@@ -59,3 +59,24 @@ def test_summary_cells_say_what_the_promotion_decided():
         == "passed 1/2"
     )
     assert _decision({"validation": {"status": "failed"}}) == "not trained"
+
+
+def test_a_monitoring_window_shows_its_live_metric_and_what_it_scheduled():
+    from airflow_mlops_provider.decisions import _live, monitoring_step
+
+    result = {
+        "status": "degraded",
+        "metric": "roc_auc",
+        "version": "2",
+        "live": {"metrics": {"roc_auc": {"value": 0.412345, "rows": 2000}}},
+        "offline": {"roc_auc": 0.81},
+        "rollback": {"recommended": False},
+    }
+    step = monitoring_step(result)
+    assert _live(step) == "degraded: v2 roc_auc 0.4123 vs 0.81 offline, 2000 labelled"
+    assert _decision({"monitoring": step}) == "retraining scheduled"
+    rolled = monitoring_step({**result, "rollback": {"recommended": True}})
+    assert _decision({"monitoring": rolled}) == "retraining scheduled, rollback"
+    waiting = monitoring_step({**result, "status": "insufficient_data", "live": {"metrics": {}}})
+    assert _live(waiting) == "insufficient_data (0 labelled)"
+    assert _decision({"monitoring": {**waiting}}) == "-"
