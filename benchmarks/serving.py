@@ -1,16 +1,22 @@
-"""Serving throughput and p50/p99 latency: the Bento vs ``mlflow models serve`` vs hand-written FastAPI.
+"""Serving throughput and p50/p99 latency: the Bento vs ``mlflow models serve`` vs hand-written FastAPI,
+and the Bento with inference capture on vs off.
 
     .venv/bin/python benchmarks/serving.py                          # 32 and 64 clients, 3 rounds
     .venv/bin/python benchmarks/serving.py --concurrency 32 64 --requests 6000 --rounds 3
+    .venv/bin/python benchmarks/serving.py --concurrency 32 --requests 3000 --rounds 3   # ~10 min, 2 cores
 
 Trains a small scikit-learn churn pipeline (numeric and categorical columns), registers it in a local
 SQLite MLflow store and packages it with ``BentoPackageOperator`` (smoke test included). Then starts,
 each on a free loopback port with one worker process:
 
-- ``bento``: ``bentoml serve`` of the packaged Bento (validation and adaptive batching on);
+- ``bento``: ``bentoml serve`` of the packaged Bento (validation and adaptive batching on) with
+  inference capture on, as it is by default: ``MLOPS_CAPTURE_URI`` points at a throwaway directory,
+  every other capture setting is the Bento's default (flush every 1000 rows or 10 s);
+- ``bento-nocapture``: the same Bento with ``MLOPS_CAPTURE_ENABLED=false``;
 - ``mlflow``: ``mlflow models serve --env-manager local`` of the same registered version;
 - ``fastapi``: a hand-written FastAPI endpoint under uvicorn calling ``pyfunc.predict`` per request.
 
+Both Bentos' ``/model_info`` must report the capture setting they were started with.
 Every server gets the same single-row requests from ``C`` concurrent clients, a bounded number of
 requests (``--requests``) or seconds (``--max-seconds``), whichever ends first, after a warm-up.
 The clients are ``loadgen.py``, run in a process of its own: one keep-alive HTTP/1.1 connection
@@ -18,14 +24,24 @@ each, requests encoded once, answers framed by hand. It costs a few tens of micr
 request; httpx's async client, used before, cost 1.6-4 ms and on two cores capped every server at
 about the same rate (440 req/s at 32 clients, 140-250 at 64, against a server that does nothing).
 The client's and each server's CPU time (share of one core) are printed with every measurement,
-and for the Bento the mean adaptive batch size (from its ``/metrics``).
+and for the Bentos the mean adaptive batch size (from their ``/metrics``).
 Every server must give the same predictions for the first rows, and so must every 200 answer to
 them during the measurements (which checks the client's framing too).
-Rounds alternate the servers so that load from other processes on the machine hits all alike.
+Rounds alternate the servers (forwards, then backwards, so the two Bentos always run back to back)
+so that load from other processes on the machine hits all alike.
 Status 0 in the output counts transport errors (a connection reset). Prints the median throughput
-(of 200 answers) and latencies per server and concurrency, and the ratios against the
-MLflow server and the hand-written endpoint; the targets are Bento throughput >= 2x MLflow's at an
-equal or better p99, and >= 0.8x the hand-written endpoint's. Writes ``results/serving.json``.
+(of 200 answers) and latencies per server and concurrency, and the ratios of the medians:
+
+- ``bento`` against the MLflow server and the hand-written endpoint; the targets are Bento
+  throughput >= 2x MLflow's at an equal or better p99, and >= 0.8x the hand-written endpoint's;
+- ``bento`` (capture on) against ``bento-nocapture``, with the per-round ratios of the two
+  back-to-back runs; the targets, at 32 clients, are throughput >= 0.95x and p99 <= 1.1x.
+
+Then the capture-on Bento is stopped with SIGTERM, which must flush its buffer: the capture
+directory (read with ``pyarrow.dataset``, Hive partitioning) must hold exactly one row per 200
+answer that server gave (every request is one row), under as many distinct request ids, and the
+capture-off Bento must have written nothing; the script exits 1 otherwise. Writes
+``results/serving.json`` (the capture figures under ``capture``).
 """
 
 from __future__ import annotations
@@ -138,6 +154,8 @@ class Server:
         self.command = [part.replace("{port}", str(self.port)) for part in command]
         self.env = env
         self.proc: Any = None
+        #: 200 answers to ``path`` so far: rows, since every request is one row.
+        self.answered = 0
 
     @property
     def url(self) -> str:
@@ -152,9 +170,13 @@ class Server:
         wait_http(f"{self.url}{self.ready_path}", 300, proc=self.proc, log_path=log)
         return time.monotonic() - started
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """Stop the server (SIGTERM to its process group, SIGKILL after 30 s); return the seconds taken."""
+        started = time.monotonic()
         if self.proc is not None:
             self.proc.stop()
+            self.proc = None
+        return time.monotonic() - started
 
     def cpu_s(self) -> float:
         """Return the CPU seconds used so far by the server and every process it spawned."""
@@ -172,16 +194,21 @@ class Server:
 
     def batches(self) -> tuple[float, float]:
         """Return the rows and the batches the adaptive batcher has dispatched so far (BentoML only)."""
+        rows, batches = (f"bentoml_service_adaptive_batch_size_{part}" for part in ("sum", "count"))
+        sums = self.metrics(rows, batches)
+        return sums[rows], sums[batches]
+
+    def metrics(self, *names: str) -> dict[str, float]:
+        """Return each Prometheus sample ``name`` summed over its labels (0 without ``/metrics``)."""
         import httpx
 
-        rows = batches = 0.0
+        sums = dict.fromkeys(names, 0.0)
         if self.metrics_path:
             for line in httpx.get(f"{self.url}{self.metrics_path}", timeout=30).text.splitlines():
-                if line.startswith("bentoml_service_adaptive_batch_size_sum"):
-                    rows += float(line.rsplit(" ", 1)[1])
-                elif line.startswith("bentoml_service_adaptive_batch_size_count"):
-                    batches += float(line.rsplit(" ", 1)[1])
-        return rows, batches
+                name = line.split("{", 1)[0].split(" ", 1)[0]
+                if name in sums:
+                    sums[name] += float(line.rsplit(" ", 1)[1])
+        return sums
 
 
 def load(
@@ -220,6 +247,7 @@ def load(
     if done.returncode != 0:
         raise SystemExit(f"load generator failed against {server.name}:\n{done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
+    server.answered += result["ok"]
     result["server_cpu_s"] = round(server.cpu_s() - server_cpu0, 3)
     rows1, batches1 = server.batches()
     result["mean_batch_rows"] = (
@@ -240,15 +268,63 @@ def check_same_predictions(servers: list[Server], rows: list[dict[str, Any]]) ->
 
     answers = {}
     for server in servers:
-        answers[server.name] = [
-            _single(httpx.post(f"{server.url}{server.path}", json=server.body(row), timeout=30).json())
-            for row in rows[:CHECKED_ROWS]
-        ]
+        answers[server.name] = []
+        for row in rows[:CHECKED_ROWS]:
+            response = httpx.post(f"{server.url}{server.path}", json=server.body(row), timeout=30)
+            if response.status_code != 200:
+                raise SystemExit(f"{server.name} answered {response.status_code}: {response.text[:500]}")
+            server.answered += 1
+            answers[server.name].append(_single(response.json()))
     first = next(iter(answers.values()))
     for name, predictions in answers.items():
         if predictions != first:
             raise SystemExit(f"{name} predicts differently: {predictions} vs {first}")
     return first
+
+
+def own_bentoml_home(home: Path, name: str) -> str:
+    """Return a BentoML home of its own for server ``name``, sharing the Bento and model stores of ``home``.
+
+    ``bentoml serve`` empties ``$BENTOML_HOME/prometheus_multiproc_dir`` when it starts: two servers
+    sharing a home would mix (and wipe) each other's ``/metrics``.
+    """
+    own = WORK / f"bentoml-{name}"
+    own.mkdir()
+    for store in ("bentos", "models"):
+        (own / store).symlink_to(home / store, target_is_directory=True)
+    return str(own)
+
+
+def check_capture_settings(server: Server, uri: str, *, enabled: bool) -> None:
+    """Require the Bento's ``/model_info`` to report capture ``enabled`` (to ``uri``), as started."""
+    import httpx
+
+    settings = httpx.post(f"{server.url}/model_info", json={}, timeout=30).json()["capture"]
+    if settings["enabled"] is not enabled or settings["uri"] != uri:
+        raise SystemExit(
+            f"{server.name} serves with capture settings {settings}, not enabled={enabled} to {uri}"
+        )
+
+
+def read_capture(root: Path) -> dict[str, Any]:
+    """Return the rows, distinct request ids, files and partitions in the capture store at ``root``."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    if not root.exists():
+        return {"rows": 0, "distinct_request_ids": 0, "files": 0, "partitions": []}
+    dataset = ds.dataset(str(root), format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=["request_id", "model", "version", "date"])
+    partitions = {
+        f"model={m}/version={v}/date={d}"
+        for m, v, d in zip(*(table[c].to_pylist() for c in ("model", "version", "date")), strict=True)
+    }
+    return {
+        "rows": table.num_rows,
+        "distinct_request_ids": pc.count_distinct(table["request_id"]).as_py(),
+        "files": len(dataset.files),
+        "partitions": sorted(partitions),
+    }
 
 
 def _single(answer: Any) -> Any:
@@ -266,6 +342,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     args = parser.parse_args()
 
+    from airflow_mlops_provider.serving.capture import ENV as CAPTURE_ENV
+
     name, version, rows = register_model()
     result = package(version)
     print(f"packaged {result['bento_tag']}: smoke test {result['smoke_test']}", flush=True)
@@ -274,24 +352,47 @@ def main() -> None:
     bindir = Path(sys.executable).parent
     # `mlflow models serve` runs `uvicorn` from PATH.
     env = {**os.environ, "BENCH_MODEL_URI": model_uri, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    # The Bento's own capture settings, but for where it writes (and, for the other, whether).
+    bento_env = {k: v for k, v in env.items() if k not in CAPTURE_ENV.values()}
+    bento_home = Path(os.environ["BENTOML_HOME"])
+    capture_dir, nocapture_dir = WORK / "capture", WORK / "capture-off"
+    bento_command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        result["bento_tag"],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
     servers = [
         Server(
             "bento",
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                result["bento_tag"],
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "{port}",
-            ],
+            bento_command,
             "/predict",
             lambda row: {"rows": [row]},
             "/readyz",
-            env,
+            {
+                **bento_env,
+                "BENTOML_HOME": own_bentoml_home(bento_home, "bento"),
+                CAPTURE_ENV["uri"]: str(capture_dir),
+            },
+            metrics="/metrics",
+        ),
+        Server(
+            "bento-nocapture",
+            bento_command,
+            "/predict",
+            lambda row: {"rows": [row]},
+            "/readyz",
+            {
+                **bento_env,
+                "BENTOML_HOME": own_bentoml_home(bento_home, "bento-nocapture"),
+                CAPTURE_ENV["uri"]: str(nocapture_dir),
+                CAPTURE_ENV["enabled"]: "false",
+            },
             metrics="/metrics",
         ),
         Server(
@@ -343,10 +444,13 @@ def main() -> None:
         s.name: {c: [] for c in args.concurrency} for s in servers
     }
     startup = {}
+    capture: dict[str, Any] = {}
     try:
         for server in servers:
             startup[server.name] = round(server.start(), 1)
             print(f"{server.name} ready in {startup[server.name]}s at {server.url}", flush=True)
+        check_capture_settings(servers[0], str(capture_dir), enabled=True)
+        check_capture_settings(servers[1], str(nocapture_dir), enabled=False)
         expected = check_same_predictions(servers, rows)
         for server in servers:
             load(server, rows, 8, args.warmup, 30, expected)
@@ -356,21 +460,33 @@ def main() -> None:
                     m = load(server, rows, clients, args.requests, args.max_seconds, expected)
                     measurements[server.name][clients].append(m)
                     print(
-                        f"round {round_ + 1} c={clients:3d} {server.name:8s} {m['throughput_rps']:7.1f} req/s "
+                        f"round {round_ + 1} c={clients:3d} {server.name:15s} {m['throughput_rps']:7.1f} req/s "
                         f"p50 {m['p50_ms']:7.1f} ms p99 {m['p99_ms']:7.1f} ms statuses {m['statuses']} "
                         f"cpu: client {m['client_cpu_s'] / m['seconds']:.0%} "
                         f"server {m['server_cpu_s'] / m['seconds']:.0%} of a core"
                         + (f", {m['mean_batch_rows']} rows a batch" if m["mean_batch_rows"] else ""),
                         flush=True,
                     )
+        # Before the stop, so that rows dropped on the way (buffer full, store failing) show.
+        capture["metrics_before_stop"] = servers[0].metrics(
+            "mlops_capture_written_rows_total", "mlops_capture_dropped_rows_total"
+        )
+        capture["answered_200"] = servers[0].answered
+        capture["sigterm_stop_s"] = round(servers[0].stop(), 1)
     finally:
         for server in servers:
             server.stop()
+    capture.update(read_capture(capture_dir))
+    capture["nocapture_files"] = sorted(str(p.relative_to(WORK)) for p in nocapture_dir.rglob("*"))
+    capture["complete"] = (
+        capture["rows"] == capture["distinct_request_ids"] == capture["answered_200"]
+        and not capture["nocapture_files"]
+    )
 
     summary: dict[str, Any] = {}
     print(f"\nmedians of {args.rounds} rounds, single-row requests, one worker process each, loopback")
     print(
-        f"{'server':8s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>8s} "
+        f"{'server':15s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-200':>8s} "
         f"{'client CPU':>10s} {'server CPU':>10s}"
     )
     for clients in args.concurrency:
@@ -393,7 +509,7 @@ def main() -> None:
                 row["mean_batch_rows"] = statistics.median(batch_rows)
             summary.setdefault(str(clients), {})[server.name] = row
             print(
-                f"{server.name:8s} {clients:7d} {row['throughput_rps']:8.1f} {row['p50_ms']:8.1f} "
+                f"{server.name:15s} {clients:7d} {row['throughput_rps']:8.1f} {row['p50_ms']:8.1f} "
                 f"{row['p99_ms']:8.1f} {row['non_200']:8d} {row['client_cpu_share']:10.0%} "
                 f"{row['server_cpu_share']:10.0%}"
             )
@@ -407,12 +523,43 @@ def main() -> None:
                 by["bento"]["throughput_rps"] / by["fastapi"]["throughput_rps"], 2
             ),
         }
+        on, off = measurements["bento"][clients], measurements["bento-nocapture"][clients]
+        ratios.update(
+            {
+                "capture_on_vs_off_throughput": round(
+                    by["bento"]["throughput_rps"] / by["bento-nocapture"]["throughput_rps"], 3
+                ),
+                "capture_on_vs_off_p99": round(by["bento"]["p99_ms"] / by["bento-nocapture"]["p99_ms"], 3),
+                # The two Bentos run back to back in every round: the pairs share the machine's load.
+                "capture_on_vs_off_throughput_by_round": [
+                    round(a["throughput_rps"] / b["throughput_rps"], 3) for a, b in zip(on, off, strict=True)
+                ],
+                "capture_on_vs_off_p99_by_round": [
+                    round(a["p99_ms"] / b["p99_ms"], 3) for a, b in zip(on, off, strict=True)
+                ],
+            }
+        )
         summary[str(clients)]["ratios"] = ratios
         print(
             f"c={clients}: bento/mlflow throughput {ratios['bento_vs_mlflow_throughput']}x (target >= 2), "
             f"p99 {ratios['bento_vs_mlflow_p99']}x (target <= 1); bento/fastapi throughput "
             f"{ratios['bento_vs_fastapi_throughput']}x (target >= 0.8)"
         )
+        targets = " (target >= 0.95)" if clients == 32 else ""
+        print(
+            f"c={clients}: capture on/off throughput {ratios['capture_on_vs_off_throughput']}x{targets}, "
+            f"p99 {ratios['capture_on_vs_off_p99']}x{' (target <= 1.1)' if targets else ''}; by round: "
+            f"throughput {ratios['capture_on_vs_off_throughput_by_round']}, "
+            f"p99 {ratios['capture_on_vs_off_p99_by_round']}"
+        )
+    print(
+        f"capture after SIGTERM (stopped in {capture['sigterm_stop_s']}s): {capture['rows']} rows in "
+        f"{capture['files']} files, {capture['distinct_request_ids']} distinct request ids, for "
+        f"{capture['answered_200']} 200 answers; before the stop /metrics counted "
+        f"{capture['metrics_before_stop']['mlops_capture_written_rows_total']:.0f} written, "
+        f"{capture['metrics_before_stop']['mlops_capture_dropped_rows_total']:.0f} dropped; capture-off "
+        f"files: {len(capture['nocapture_files'])}: {'complete' if capture['complete'] else 'MISMATCH'}"
+    )
     RESULTS.mkdir(exist_ok=True)
     out = {
         "args": vars(args),
@@ -420,10 +567,13 @@ def main() -> None:
         "loadavg_at_end": os.getloadavg(),
         "startup_s": startup,
         "summary": summary,
+        "capture": capture,
         "runs": measurements,
     }
     (RESULTS / "serving.json").write_text(json.dumps(out, indent=2))
     print(f"wrote {RESULTS / 'serving.json'}")
+    if not capture["complete"]:
+        raise SystemExit("the capture directory does not hold exactly one row per 200 answer (see above)")
 
 
 if __name__ == "__main__":

@@ -361,37 +361,39 @@ class CaptureWriter:
 
     def _write(self, batches: list[_Batch]) -> int:
         import numpy as np
-        import pandas as pd
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = [row for b in batches for row in b.rows]
-        frame = self.to_frame(rows)
-        captured_at = np.concatenate(
-            [np.full(len(b.rows), int(b.captured_at * 1_000_000), dtype="int64") for b in batches]
-        )
-        out = pd.DataFrame(
-            {
-                "request_id": [rid for b in batches for rid in b.request_ids],
-                "captured_at": pd.to_datetime(captured_at, unit="us", utc=True),
-                **self.meta,
-            }
-        )
+        # Arrow columns built directly (no intermediate DataFrame): the flush holds the GIL of a
+        # serving process, so it should be short.
+        sizes = [len(b.rows) for b in batches]
+        n = sum(sizes)
+        frame = self.to_frame([row for b in batches for row in b.rows])
+        stamps = np.repeat([int(b.captured_at * 1_000_000) for b in batches], sizes)
+        columns: dict[str, Any] = {
+            "request_id": pa.array([rid for b in batches for rid in b.request_ids], pa.string()),
+            "captured_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            **{k: pa.array([v] * n, pa.string()) for k, v in self.meta.items()},
+        }
         for name in self.columns:
             if name in self.config.drop_columns:
                 continue
             values = frame[name]
-            out[name] = self._hash(values) if name in self.config.hash_columns else values.to_numpy()
+            hashed = name in self.config.hash_columns
+            columns[name] = (
+                pa.array(self._hash(values), pa.string()) if hashed else pa.array(values, from_pandas=True)
+            )
         predictions = [p for b in batches for p in b.predictions]
-        out[PREDICTION_COLUMN] = predictions
-        out[SCORE_COLUMN] = self._scores(frame, predictions, out)
+        columns[PREDICTION_COLUMN] = pa.array(predictions)
+        columns[SCORE_COLUMN] = pa.array(self._scores(frame, predictions, columns), pa.float64())
+        table = pa.table(columns).replace_schema_metadata({SCHEMA_METADATA_KEY: self._schema_note})
 
-        table = pa.Table.from_pandas(out, preserve_index=False)
-        table = table.replace_schema_metadata({SCHEMA_METADATA_KEY: self._schema_note})
-        dates = pd.DatetimeIndex(out["captured_at"]).strftime("%Y-%m-%d").to_numpy()
+        # One date per batch (a batch is predicted at one instant), not one strftime per row.
+        day_of = {b.captured_at: time.strftime("%Y-%m-%d", time.gmtime(b.captured_at)) for b in batches}
+        dates = np.repeat([day_of[b.captured_at] for b in batches], sizes)
         written = 0
-        for date in sorted(set(dates)):
-            part = table.filter(pa.array(dates == date)) if len(set(dates)) > 1 else table
+        for date in sorted(set(day_of.values())):
+            part = table.filter(pa.array(dates == date)) if len(set(day_of.values())) > 1 else table
             directory = partition_path(self.root, self.meta["model_name"], self.meta["model_version"], date)
             name = f"part-{uuid.uuid4().hex}.parquet"
             self.fs.makedirs(directory, exist_ok=True)
@@ -407,7 +409,7 @@ class CaptureWriter:
                 self.counters[0].inc(part.num_rows)
         return written
 
-    def _scores(self, frame: Any, predictions: list[Any], out: Any) -> Any:
+    def _scores(self, frame: Any, predictions: list[Any], out: dict[str, Any]) -> Any:
         """Add ``proba_<class>`` columns to ``out``; return the score column."""
         import numpy as np
 

@@ -141,4 +141,5 @@ class MlflowModelService:
         }
 
 
-MlflowModelService.add_asgi_middleware(RequestIdMiddleware)
+# ``@bentoml.service`` returns a Service wrapping the class; its type stubs still say the class.
+cast("Any", MlflowModelService).add_asgi_middleware(RequestIdMiddleware)
