@@ -56,6 +56,7 @@ class StackConfig:
     :param dags_folder: The DAG folder Airflow reads.
     :param airflow_port: Port of the Airflow API server and UI.
     :param mlflow_port: Port of the MLflow server.
+    :param bento_port: Port the demo serves the champion's Bento on.
     :param bin_dir: Directory of the ``airflow`` and ``mlflow`` executables (the venv's ``bin``).
     """
 
@@ -63,6 +64,7 @@ class StackConfig:
     dags_folder: Path
     airflow_port: int = 8080
     mlflow_port: int = 5000
+    bento_port: int = 3000
     bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
 
     @classmethod
@@ -73,6 +75,7 @@ class StackConfig:
             dags_folder=Path(environ.get("MLOPS_DAGS_FOLDER") or "dags").resolve(),
             airflow_port=int(environ.get("MLOPS_AIRFLOW_PORT") or 8080),
             mlflow_port=int(environ.get("MLOPS_MLFLOW_PORT") or 5000),
+            bento_port=int(environ.get("MLOPS_BENTO_PORT") or 3000),
         )
 
     @property
@@ -86,6 +89,10 @@ class StackConfig:
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def bento_url(self) -> str:
+        return f"http://127.0.0.1:{self.bento_port}"
 
     @property
     def mlflow_backend_uri(self) -> str:
@@ -336,6 +343,35 @@ class LocalStack:
                 raise TimeoutError(f"Airflow components still unhealthy after {timeout:.0f}s: {unhealthy}")
             time.sleep(1)
 
+    def serve_bento(self, tag: str, timeout: float = 180) -> ManagedProcess:
+        """Serve Bento ``tag`` on ``bento_port`` (replacing a Bento of another tag) until it is ready.
+
+        It captures what it serves where it was packaged to (``$MLOPS_HOME/capture`` by default);
+        :meth:`down` stops it, and SIGTERM makes it write what it still buffers.
+        """
+        cfg = self.config
+        tag_file = cfg.pid_file("bento").with_suffix(".tag")
+        pid = self._read_pid("bento")
+        if pid and tag_file.exists() and tag_file.read_text() == tag:
+            return ManagedProcess("bento", pid)
+        if pid:
+            _stop_group(pid, timeout=30)
+        command = [
+            str(cfg.bin_dir / "bentoml"),
+            "serve",
+            tag,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(cfg.bento_port),
+        ]
+        proc = start_process("bento", command, cfg.env(), cfg.log_file("bento"))
+        cfg.pid_file("bento").parent.mkdir(parents=True, exist_ok=True)
+        cfg.pid_file("bento").write_text(str(proc.pid))
+        tag_file.write_text(tag)
+        wait_http(f"{cfg.bento_url}/readyz", timeout, proc=proc, log_path=cfg.log_file("bento"))
+        return proc
+
     def up(self) -> None:
         """Start MLflow, then Airflow (which needs the MLflow connection), and print where they are."""
         self.init()
@@ -346,12 +382,14 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop what :meth:`up` started, by pid, and any straggler carrying the stack's marker."""
         stopped = []
-        for name in ("airflow", "mlflow"):
+        # The Bento first: on SIGTERM it writes the predictions it still buffers.
+        for name in ("bento", "airflow", "mlflow"):
             pid = self._read_pid(name)
             if pid:
-                _stop_group(pid, timeout=30)
+                _stop_group(pid, timeout=45)
                 stopped.append(f"{name} (pid {pid})")
             self.config.pid_file(name).unlink(missing_ok=True)
+        self.config.pid_file("bento").with_suffix(".tag").unlink(missing_ok=True)
         for pid in marked_processes(self.config.home):
             _stop_group(os.getpgid(pid), timeout=10)
             stopped.append(f"straggler pid {pid}")
@@ -446,7 +484,7 @@ class LocalStack:
         return value
 
     def demo(self, dag_ids: Sequence[str] = DEMO_DAGS) -> bool:
-        """Run the pre-flight DAGs, then tell the three-week churn story; return whether it held."""
+        """Run the pre-flight DAGs, then tell the four-week churn story; return whether it held."""
         self.wait_for_dag_processor()
         for dag_id in dag_ids:
             print(f"running {dag_id} ...", flush=True)
@@ -482,6 +520,8 @@ class LocalStack:
             "airflow": (f"{cfg.airflow_url}/api/v2/monitor/health", cfg.airflow_url),
             "mlflow": (f"{cfg.mlflow_url}/health", cfg.mlflow_url),
         }
+        if self._read_pid("bento"):  # only while the demo serves one
+            checks["bento"] = (f"{cfg.bento_url}/readyz", cfg.bento_url)
         result: dict[str, dict[str, object]] = {}
         for name, (health_url, url) in checks.items():
             pid = self._read_pid(name)
@@ -517,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("up", help="start Airflow standalone and the MLflow server")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="say what runs where")
-    sub.add_parser("demo", help="tell the three-week churn story on the running stack")
+    sub.add_parser("demo", help="tell the four-week churn story on the running stack")
     run = sub.add_parser("run", help="run a command in the stack's environment")
     run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

@@ -6,7 +6,10 @@ Three kinds of week tell the story the reference DAGs and docs use:
 - ``drift``: a real change in the world: a price rise (monthly charges up ~30%) and more
   month-to-month contracts, which also moves churn;
 - ``zero_fill``: an upstream bug: ``days_since_last_login`` arrives 38% null, and an upstream
-  default fills the nulls with 0, so the null rate looks fine.
+  default fills the nulls with 0, so the null rate looks fine;
+- ``concept_shift``: customers look exactly like the baseline's, but why they leave has changed (a
+  competitor wins over long-standing customers and those who call support): a drift check sees
+  nothing, only outcomes show that the model is now wrong.
 
 Churn depends on the features through a fixed logistic model, so a model can learn it.
 """
@@ -19,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pandas as pd
 
-WeekKind = Literal["baseline", "drift", "zero_fill"]
-WEEK_KINDS: tuple[WeekKind, ...] = ("baseline", "drift", "zero_fill")
+WeekKind = Literal["baseline", "drift", "zero_fill", "concept_shift"]
+WEEK_KINDS: tuple[WeekKind, ...] = ("baseline", "drift", "zero_fill", "concept_shift")
 CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENT_METHODS = ("card", "bank-transfer", "electronic-check", "mailed-check")
 TARGET = "churned"
@@ -58,6 +61,16 @@ def generate_week(
         + 0.3 * senior
         + 0.4 * (payment == "electronic-check")
     )
+    if kind == "concept_shift":
+        # The same customers; the reasons turn: tenure now raises churn, and contracts matter less.
+        logit = (
+            -2.2
+            + 0.3 * (contract == "month-to-month")
+            + 0.05 * tenure
+            - 0.5 * support_calls
+            + 0.01 * (charges - 68.0)
+            - 0.02 * days_since_login
+        )
     churned = rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))
     frame = pd.DataFrame(
         {

@@ -1,10 +1,12 @@
-"""The three-week churn story ``make demo`` tells on the running local stack.
+"""The four-week churn story ``make demo`` tells on the running local stack.
 
 Week 1 is a baseline batch: validated, trained, promoted on the absolute gates, packaged as a Bento.
 Week 2 has real drift (more month-to-month contracts, higher charges): the drift check says so, a
 challenger is trained and becomes champion only if it passes the gates. Week 3 arrives with
 ``days_since_last_login`` 38% null and zero-filled upstream: validation fails closed, nothing is
-trained or promoted, and the champion stays as it was.
+trained or promoted, and the champion stays as it was. Week 4 serves the champion and closes the
+loop (:mod:`.churn_live`): its captured traffic shows no drift, the outcomes that arrive show that it
+is now wrong, and the decay it finds retrains, promotes and packages a new champion.
 
 Each week is one ``continuous_training`` run, triggered through the Airflow REST API with the batch
 as ``data_uri``; the outcome is read back from the run's task states and from the decision log in
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from airflow_mlops_provider.decisions import Row, summarize, table
 from airflow_mlops_provider.examples.churn import WeekKind, write_week
+from airflow_mlops_provider.examples.churn_live import live_week
 from airflow_mlops_provider.promotion import CHAMPION, alias_version
 from airflow_mlops_provider.stack import LocalStack
 
@@ -148,26 +151,40 @@ def tell(stack: LocalStack, weeks: Sequence[Week] = WEEKS, timeout: float = 1800
         )
         run_id = run["dag_run_id"]
         rows = summarize(client, MODEL_NAME, [run_id])
-        row = rows[0] if rows else Row(run_id, "-", "-", "-", "-", "no decision recorded", "-", "-")
+        row = rows[0] if rows else Row(run_id, "-", "-", "-", "-", "-", "no decision recorded", "-", "-")
         outcome = Outcome(week, run_id, run["state"], stack.task_states(DAG_ID, run_id), row, before)
         outcome.problems = check(outcome)
         outcomes.append(outcome)
         print(f"{prefix} run {outcome.run_state}: {row.decision}", flush=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    print(
+        "\n== week 4: the champion is served; its customers' outcomes show decay that drift does not",
+        flush=True,
+    )
+    live = live_week(
+        stack,
+        client,
+        MODEL_NAME,
+        stamp,
+        lambda prefix: ProgressPrinter(prefix, lambda m: print(m, flush=True)),
+        timeout,
+    )
+    live_rows = summarize(client, MODEL_NAME, live.run_ids) if live.run_ids else []
     print(f"\n$ python -m airflow_mlops_provider.decisions {MODEL_NAME} --run ... (this demo's runs)")
-    print(table([o.row for o in outcomes]))
-    problems = [p for o in outcomes for p in o.problems]
+    print(table([o.row for o in outcomes] + live_rows))
+    problems = [p for o in outcomes for p in o.problems] + live.problems
     for problem in problems:
         print(f"NOT AS EXPECTED: {problem}", file=sys.stderr)
-    bento = outcomes[-1].row.bento if outcomes else "-"
     print(
         f"""
 Airflow UI   {cfg.airflow_url}/dags/{DAG_ID}   (no login: local stack, loopback only)
 MLflow UI    {cfg.mlflow_url}/#/models/{MODEL_NAME}
 Every run's decisions, from MLflow:
     .venv/bin/python -m airflow_mlops_provider.stack run -- python -m airflow_mlops_provider.decisions {MODEL_NAME}
-Serve the champion's Bento on http://127.0.0.1:3000 (see docs/bentoml.md for its API):
-    .venv/bin/python -m airflow_mlops_provider.stack run -- bentoml serve {bento if bento != "-" else "<bento tag>"} --port 3000
-Stop everything: make down""",
+The champion's Bento answers on {cfg.bento_url} (docs/bentoml.md); what it serves is captured
+(docs/monitoring.md), and model_monitor checks it daily:
+    curl -s -X POST {cfg.bento_url}/predict -H 'Content-Type: application/json' -d '{{"rows": [...]}}'
+Stop everything (the Bento too): make down""",
         flush=True,
     )
     return not problems

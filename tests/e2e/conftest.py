@@ -54,6 +54,7 @@ def stack() -> Iterator[LocalStack]:
         dags_folder=REPO / "dags",
         airflow_port=free_port(),
         mlflow_port=free_port(),
+        bento_port=free_port(),
     )
     stack = LocalStack(config)
     try:

@@ -1,5 +1,6 @@
 """``make demo``'s story on a real local stack: three weeks through ``continuous_training`` under
-``airflow standalone``, then the same again, which must add no model version and no Bento."""
+``airflow standalone``, a fourth of the champion served, monitored and retrained on decay, then the
+same again, which must add no model version and no Bento."""
 
 from __future__ import annotations
 
@@ -28,36 +29,55 @@ def _bentos(stack) -> list[str]:
     return sorted(p.name for p in bentos.iterdir() if p.name != "latest") if bentos.is_dir() else []
 
 
-def test_three_weeks_then_the_same_weeks_again(stack, capsys):
+def _captured(stack, version: str) -> int:
+    from airflow_mlops_provider.monitoring.captures import read_captures
+
+    uri = str(stack.config.home / "capture")
+    return read_captures(uri, MODEL_NAME, version=version, columns=["request_id"]).num_rows
+
+
+def test_four_weeks_then_the_same_weeks_again(stack, capsys):
     from mlflow import MlflowClient
 
     client = MlflowClient(stack.config.mlflow_url, registry_uri=stack.config.mlflow_url)
     assert tell(stack), capsys.readouterr().err
-    week1, week2, week3 = _rows(capsys.readouterr().out)
+    week1, week2, week3, monitor, retrain = _rows(capsys.readouterr().out)
     assert week1.startswith("week1-baseline-")
     assert "no champion yet" in week1
     assert "promoted" in week1
     assert "drift (" in week2
     assert "FAILED: days_since_last_login max_zero_fraction" in week3
     assert "not trained" in week3
+    # Week 4: the served champion's customers show no drift, but their outcomes show decay.
+    served = week3.split()[-2].removeprefix("v")
+    assert monitor.startswith("week4-monitor-")
+    assert "no_drift" in monitor
+    assert f"degraded: v{served} roc_auc" in monitor
+    assert "retraining scheduled" in monitor
+    assert _captured(stack, served) == 2_000
+    # ... and the run its asset event scheduled retrained, promoted and packaged a new champion.
     versions = _versions(client)
-    # Week 1 became v1; week 2's challenger v2 was registered and decided on by the gates.
-    assert sorted(versions) == ["1", "2"]
-    assert versions["1"][TAG_DECISION] == "promoted"
-    assert versions["2"][TAG_DECISION] in ("promoted", "rejected")
+    new = str(max(int(v) for v in versions))
+    assert versions[new][TAG_DECISION] == "promoted"
+    assert "promoted" in retrain
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    assert week3.split()[-2:] == [f"v{champion.version}", champion.tags[TAG_BENTO_TAG]]
+    assert champion.version == new != served
+    assert retrain.split()[-2:] == [f"v{new}", champion.tags[TAG_BENTO_TAG]]
+    assert stack.services()["bento"]["answering"], "the new champion's Bento is served"
     # The table is the decision log's: the command prints the same rows.
     from airflow_mlops_provider.decisions import summarize, table
 
-    assert table(summarize(client, MODEL_NAME)).splitlines()[2:] == [week1, week2, week3]
+    assert table(summarize(client, MODEL_NAME)).splitlines()[2:] == [week1, week2, week3, monitor, retrain]
     bentos = _bentos(stack)
     assert bentos, "no Bento was built"
 
     assert tell(stack), capsys.readouterr().err
     again = _rows(capsys.readouterr().out)
-    assert ["skipped: already trained on this data" in row for row in again] == [True, True, False]
+    assert ["skipped: already trained on this data" in row for row in again[:3]] == [True, True, False]
     assert "FAILED: days_since_last_login max_zero_fraction" in again[2]
+    # The retrained champion is right about these customers: no decay, no retraining.
+    assert len(again) == 4
+    assert f"ok: v{new} roc_auc" in again[3]
     assert _versions(client).keys() == versions.keys()
     assert _bentos(stack) == bentos
-    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == champion.version
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == new

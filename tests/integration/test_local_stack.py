@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from airflow_mlops_provider.stack import LocalStack, StackConfig, free_port, marked_processes
+from airflow_mlops_provider.stack import LocalStack, StackConfig, free_port, marked_processes, start_process
 from tests.conftest import REPO, SESSION_DIR
 
 pytestmark = pytest.mark.integration
@@ -92,8 +94,26 @@ def test_password_and_token_never_reach_the_task_log(stack):
 def test_down_leaves_no_process_behind(stack):
     pids = [stack._read_pid("airflow"), stack._read_pid("mlflow")]
     assert all(pids)
+    # A served Bento, as the demo leaves it: down stops it first, with SIGTERM, so it can flush.
+    flushed = stack.config.home / "bento-flushed"
+    bento = start_process(
+        "bento",
+        [
+            sys.executable,
+            "-c",
+            "import pathlib, signal, sys, time\n"
+            f"signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path({str(flushed)!r}).touch(), sys.exit(0)))\n"
+            "time.sleep(600)",
+        ],
+        stack.config.env(),
+        stack.config.log_file("bento"),
+    )
+    stack.config.pid_file("bento").write_text(str(bento.pid))
+    time.sleep(1)
     stopped = stack.down()
-    assert len(stopped) >= 2
+    assert stopped[0] == f"bento (pid {bento.pid})"
+    assert flushed.exists(), "the Bento got SIGTERM, not SIGKILL"
+    assert len(stopped) >= 3
     assert list(marked_processes(stack.config.home)) == []
     assert not stack.status()
     for url in (stack.config.airflow_url, stack.config.mlflow_url):

@@ -35,6 +35,7 @@ def outcome(
         "run": f"week{week}",
         "validation": "passed",
         "drift": "drift (38% of columns: contract)",
+        "live": "-",
         "candidate": "v1 roc_auc 0.78",
         "gates": "passed 4/4",
         "decision": "promoted",
