@@ -7,9 +7,9 @@ Three kinds of week tell the story the reference DAGs and docs use:
   month-to-month contracts, which also moves churn;
 - ``zero_fill``: an upstream bug: ``days_since_last_login`` arrives 38% null, and an upstream
   default fills the nulls with 0, so the null rate looks fine;
-- ``concept_shift``: customers look exactly like the baseline's, but why they leave has changed (a
-  competitor wins over long-standing customers and those who call support): a drift check sees
-  nothing, only outcomes show that the model is now wrong.
+- ``concept_shift``: the customers of the ``drift`` week's market (after the price rise), but why
+  they leave has changed (a competitor wins over long-standing customers): a drift check against a
+  model trained on that market sees nothing; only outcomes show that the model is now wrong.
 
 Churn depends on the features through a fixed logistic model, so a model can learn it.
 """
@@ -40,11 +40,12 @@ def generate_week(
     if kind not in WEEK_KINDS:
         raise ValueError(f"kind={kind!r}; expected one of {list(WEEK_KINDS)}")
     rng = np.random.default_rng([seed, week, WEEK_KINDS.index(kind)])
-    contract_p = [0.55, 0.25, 0.20] if kind != "drift" else [0.72, 0.16, 0.12]
+    market_moved = kind in ("drift", "concept_shift")
+    contract_p = [0.72, 0.16, 0.12] if market_moved else [0.55, 0.25, 0.20]
     contract = rng.choice(CONTRACTS, rows, p=contract_p)
     tenure = np.clip(rng.gamma(2.0, 14.0, rows), 0, 72).round().astype(int)
     charges = rng.normal(68.0, 18.0, rows).clip(18.0, 130.0)
-    if kind == "drift":
+    if market_moved:
         charges = (charges * 1.3).clip(18.0, 170.0)
     support_calls = rng.poisson(1.2, rows)
     days_since_login = rng.exponential(11.0, rows).round() + 1  # at least a day: 0 never happens naturally

@@ -32,7 +32,7 @@ MONITOR_DAG = "model_monitor"
 TRAINING_DAG = "continuous_training"
 WEEK = 4
 KIND: WeekKind = "concept_shift"
-ROWS = 2_000
+ROWS = 3_000
 
 
 @dataclass
@@ -166,6 +166,11 @@ def live_week(
             f"week {WEEK}: {MONITOR_DAG} run {outcome.monitor_run_id} {outcome.monitor_state}"
         )
         return outcome
+    performance = stack.xcom(MONITOR_DAG, outcome.monitor_run_id, "check_performance")
+    status = performance.get("status") if isinstance(performance, dict) else None
+    if status not in ("ok", "degraded"):
+        reasons = performance.get("reasons") if isinstance(performance, dict) else None
+        outcome.problems.append(f"week {WEEK}: the monitor decided nothing ({status}: {reasons})")
     if not outcome.degraded:
         return outcome
 

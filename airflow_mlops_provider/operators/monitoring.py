@@ -44,9 +44,12 @@ def _choice(value: str, allowed: Sequence[str], name: str) -> str:
 
 
 def _when(value: Any, name: str) -> datetime | None:
-    if value in (None, ""):
+    if isinstance(value, datetime):
+        when = value
+    elif value is None or not str(value).strip():
         return None
-    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    else:
+        when = datetime.fromisoformat(str(value).strip())
     if when.tzinfo is None:
         raise ValueError(f"{name}={value!r} has no time zone; give an aware time (e.g. ...+00:00)")
     return when.astimezone(timezone.utc)
@@ -367,7 +370,10 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
             bootstrap=self.bootstrap,
             value_column="value" if self.value_column else None,
         )
-        offline = _json_tag(mv.tags.get(p.TAG_METRICS))
+        # The promotion's evaluation of this version: {rows, overall: {metric: value}, slices}.
+        evaluation = _json_tag(mv.tags.get(p.TAG_METRICS))
+        overall = evaluation.get("overall")
+        offline: dict[str, Any] = overall if isinstance(overall, dict) else {}
         decision = decide(live, offline, policy)
         self.log.info(
             "%s v%s in [%s, %s): %s; counts %s",

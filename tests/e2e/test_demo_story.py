@@ -54,7 +54,7 @@ def test_four_weeks_then_the_same_weeks_again(stack, capsys):
     assert "no_drift" in monitor
     assert f"degraded: v{served} roc_auc" in monitor
     assert "retraining scheduled" in monitor
-    assert _captured(stack, served) == 2_000
+    assert _captured(stack, served) == 3_000
     # ... and the run its asset event scheduled retrained, promoted and packaged a new champion.
     versions = _versions(client)
     new = str(max(int(v) for v in versions))
