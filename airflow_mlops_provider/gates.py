@@ -459,6 +459,22 @@ class EvidenceRequirement:
 _TOP_KEYS = ("thresholds", "no_regression", "slices", "latency", "evidence")
 
 
+def yaml_mapping(source: str | Path, what: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    """Parse YAML text, or a ``.yaml``/``.yml`` file path, that must be a mapping of ``keys``."""
+    import yaml
+
+    text = str(source)
+    if isinstance(source, Path) or (text.endswith((".yaml", ".yml")) and "\n" not in text):
+        text = Path(source).read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise GateConfigError(f"{what} YAML does not parse: {err}") from None
+    if not isinstance(data, Mapping):
+        raise GateConfigError(f"{what} YAML must be a mapping with keys {list(keys)}")
+    return data
+
+
 @dataclass(frozen=True)
 class PromotionGates:
     """Every gate a candidate must pass, declared before evaluation.
@@ -555,18 +571,7 @@ class PromotionGates:
     @classmethod
     def from_yaml(cls, source: str | Path) -> PromotionGates:
         """Build from YAML text, or from a ``.yaml``/``.yml`` file path."""
-        import yaml
-
-        text = str(source)
-        if isinstance(source, Path) or (text.endswith((".yaml", ".yml")) and "\n" not in text):
-            text = Path(source).read_text()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise GateConfigError(f"gates YAML does not parse: {err}") from None
-        if not isinstance(data, Mapping):
-            raise GateConfigError(f"gates YAML must be a mapping with keys {list(_TOP_KEYS)}")
-        return cls.from_dict(data)
+        return cls.from_dict(yaml_mapping(source, "gates", _TOP_KEYS))
 
     @classmethod
     def coerce(cls, value: PromotionGates | Mapping[str, Any] | str | Path) -> PromotionGates:

@@ -19,10 +19,12 @@ from airflow_mlops_provider.gates import (
     Operator,
     RegressionGate,
     Threshold,
+    _number,
     bound_result,
     check_model_kind,
     metric_spec,
     metrics_for,
+    yaml_mapping,
 )
 
 DecayStatus = Literal["ok", "degraded", "insufficient_data"]
@@ -113,18 +115,7 @@ class DecayPolicy:
     @classmethod
     def from_yaml(cls, source: str | Path) -> DecayPolicy:
         """Build from YAML text, or from a ``.yaml``/``.yml`` file path."""
-        import yaml
-
-        text = str(source)
-        if isinstance(source, Path) or (text.endswith((".yaml", ".yml")) and "\n" not in text):
-            text = Path(source).read_text()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise GateConfigError(f"decay policy YAML does not parse: {err}") from None
-        if not isinstance(data, Mapping):
-            raise GateConfigError(f"decay policy YAML must be a mapping with keys {list(_KEYS)}")
-        return cls.from_dict(data)
+        return cls.from_dict(yaml_mapping(source, "decay policy", _KEYS))
 
     @classmethod
     def coerce(cls, value: DecayPolicy | Mapping[str, Any] | str | Path) -> DecayPolicy:
@@ -304,12 +295,3 @@ def _entry(
         **extra,
         "reason": reason,
     }
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise GateConfigError(f"{where}: expected a number, got {value!r}")
-    try:
-        return float(value)
-    except ValueError:
-        raise GateConfigError(f"{where}: expected a number, got {value!r}") from None
