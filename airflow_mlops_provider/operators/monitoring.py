@@ -58,6 +58,16 @@ def _when(value: Any, name: str) -> datetime | None:
 class _WindowOperator(MlflowHookMixin, BaseOperator):
     """Shared: the model version served, where it captured, and the window of one run."""
 
+    template_fields: Sequence[str] = (
+        "model_name",
+        "alias",
+        "version",
+        "capture_uri",
+        "window_start",
+        "window_end",
+    )
+    ui_color = "#eef7ee"
+
     def __init__(
         self,
         *,
@@ -148,16 +158,7 @@ class CaptureWindowOperator(_WindowOperator):
     :param mlflow_conn_id: The ``mlflow`` connection.
     """
 
-    template_fields: Sequence[str] = (
-        "model_name",
-        "alias",
-        "version",
-        "capture_uri",
-        "window_start",
-        "window_end",
-        "output_uri",
-    )
-    ui_color = "#eef7ee"
+    template_fields: Sequence[str] = (*_WindowOperator.template_fields, "output_uri")
 
     def __init__(self, *, output_uri: str | None = None, min_rows: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -257,18 +258,8 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
     The window and model parameters are :class:`CaptureWindowOperator`'s.
     """
 
-    template_fields: Sequence[str] = (
-        "model_name",
-        "alias",
-        "version",
-        "capture_uri",
-        "window_start",
-        "window_end",
-        "labels_uri",
-        "policy",
-    )
+    template_fields: Sequence[str] = (*_WindowOperator.template_fields, "labels_uri", "policy")
     template_fields_renderers = {"policy": "yaml"}
-    ui_color = "#eef7ee"
 
     def __init__(
         self,
