@@ -9,7 +9,10 @@ A gate is fixed before the result is seen. :class:`PromotionGates` holds every k
   safe filter expression over its columns (``contract == "month-to-month" and tenure < 12``);
 - :class:`LatencyBudget`: p50/p95 milliseconds of ``pyfunc.predict`` on a sample batch;
 - :class:`EvidenceRequirement`: the candidate run names its data-validation report and training-data
-  profile, the files can be read, and the validation did not fail.
+  profile, the files can be read, and the validation did not fail;
+- :class:`OnlineGate`: the challenger, served in shadow, beats the champion on the same live requests
+  by a paired test, once enough of them are labelled (evaluated by
+  :class:`~airflow_mlops_provider.operators.shadow.OnlineGateOperator`, not by the offline promotion).
 
 Metrics are computed by :func:`compute_metrics`, the one function used for the candidate and the
 champion alike. Every check yields a :class:`GateResult` that names the gate, the observed value and
@@ -456,7 +459,82 @@ class EvidenceRequirement:
         return self.validation_report or self.training_profile or self.validation_status
 
 
-_TOP_KEYS = ("thresholds", "no_regression", "slices", "latency", "evidence")
+#: Paired tests of :class:`OnlineGate`, and the metrics each suits (``bootstrap``: every metric).
+ONLINE_TESTS = {"mcnemar": ("accuracy",), "delong": ("roc_auc",), "bootstrap": tuple(METRICS)}
+
+
+@dataclass(frozen=True)
+class OnlineGate:
+    """The challenger must beat the champion on the same live requests, by a paired test.
+
+    Judged once, when ``min_pairs`` requests scored by both models have labels: the challenger passes
+    when the one-sided test of "better by more than ``min_effect``" has a p-value below ``alpha``;
+    otherwise it is rejected (worse, equal, or not better by enough). Fewer pairs than ``min_pairs``
+    after ``max_wait_hours`` is ``insufficient``, which refuses the challenger too.
+
+    :param metric: A metric of :data:`METRICS`.
+    :param min_pairs: Labelled requests both models scored, needed before judging.
+    :param min_effect: How much better (in the metric's units and direction) the challenger must be.
+    :param alpha: Significance level of the one-sided test.
+    :param test: ``auto`` (McNemar's exact test for ``accuracy``, DeLong's for ``roc_auc``, a paired
+        bootstrap otherwise), or ``mcnemar``, ``delong``, ``bootstrap``.
+    :param bootstrap: Resamples of the paired bootstrap.
+    :param max_wait_hours: How long the operator waits for ``min_pairs`` from the shadow's start.
+    """
+
+    metric: str
+    min_pairs: int = 500
+    min_effect: float = 0.0
+    alpha: float = 0.05
+    test: str = "auto"
+    bootstrap: int = 1000
+    max_wait_hours: float = 168.0
+
+    def __post_init__(self) -> None:
+        metric_spec(self.metric, "online.metric")
+        if isinstance(self.min_pairs, bool) or not isinstance(self.min_pairs, int) or self.min_pairs < 10:
+            raise GateConfigError(f"online.min_pairs: {self.min_pairs!r}, expected a whole number >= 10")
+        if not 0 < self.alpha < 0.5:
+            raise GateConfigError(f"online.alpha: {self.alpha!r}, expected 0 < alpha < 0.5")
+        if self.min_effect < 0:
+            raise GateConfigError(f"online.min_effect: {self.min_effect!r}, expected >= 0")
+        if self.max_wait_hours <= 0:
+            raise GateConfigError(f"online.max_wait_hours: {self.max_wait_hours!r}, expected > 0")
+        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 100:
+            raise GateConfigError(f"online.bootstrap: {self.bootstrap!r}, expected a whole number >= 100")
+        if self.test != "auto":
+            if self.test not in ONLINE_TESTS:
+                raise GateConfigError(f"online.test: {self.test!r}; allowed: {['auto', *ONLINE_TESTS]}")
+            if self.metric not in ONLINE_TESTS[self.test]:
+                raise GateConfigError(
+                    f"online.test: {self.test!r} compares {list(ONLINE_TESTS[self.test])}, not "
+                    f"{self.metric!r}; use bootstrap or auto"
+                )
+
+    @property
+    def resolved_test(self) -> str:
+        """The test used: ``test``, or the one ``auto`` picks for the metric."""
+        if self.test != "auto":
+            return self.test
+        return {"accuracy": "mcnemar", "roc_auc": "delong"}.get(self.metric, "bootstrap")
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "online") -> OnlineGate:
+        if isinstance(item, OnlineGate):
+            return item
+        keys = ("metric", "min_pairs", "min_effect", "alpha", "test", "bootstrap", "max_wait_hours")
+        _check_keys(item, keys, where)
+        if "metric" not in item:
+            raise GateConfigError(f"{where}: {dict(item)!r} has no 'metric'")
+        kwargs: dict[str, Any] = dict(item)
+        for key in ("min_effect", "alpha", "max_wait_hours"):
+            if key in kwargs:
+                kwargs[key] = _number(kwargs[key], f"{where}.{key}")
+        kwargs["metric"], kwargs["test"] = str(kwargs["metric"]), str(kwargs.get("test", "auto"))
+        return cls(**kwargs)
+
+
+_TOP_KEYS = ("thresholds", "no_regression", "slices", "latency", "evidence", "online")
 
 
 def yaml_mapping(source: str | Path, what: str, keys: Sequence[str]) -> Mapping[str, Any]:
@@ -484,6 +562,7 @@ class PromotionGates:
     :param slices: Thresholds on named segments.
     :param latency: Prediction-latency budget, or ``None``.
     :param evidence: Required evidence on the candidate run.
+    :param online: The paired comparison on live traffic, or ``None``.
     """
 
     thresholds: tuple[Threshold, ...] = ()
@@ -491,6 +570,7 @@ class PromotionGates:
     slices: tuple[SliceGate, ...] = ()
     latency: LatencyBudget | None = None
     evidence: EvidenceRequirement = field(default_factory=EvidenceRequirement)
+    online: OnlineGate | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.slices]
@@ -503,9 +583,9 @@ class PromotionGates:
                 f"gates mix classification and regression metrics ({by_kind}); a model is one kind: "
                 f"{_known_metrics()}"
             )
-        if not (self.thresholds or self.no_regression or self.slices or self.latency):
+        if not (self.thresholds or self.no_regression or self.slices or self.latency or self.online):
             raise GateConfigError(
-                "no gates declared: give at least one of thresholds, no_regression, slices or latency"
+                "no gates declared: give at least one of thresholds, no_regression, slices, latency or online"
             )
 
     @property
@@ -518,6 +598,8 @@ class PromotionGates:
         gates = [(f"thresholds: {t}", t.metric) for t in self.thresholds]
         gates += [(f"no_regression: {r.metric}", r.metric) for r in self.no_regression]
         gates += [(f"slices.{s.name}: {t}", t.metric) for s in self.slices for t in s.thresholds]
+        if self.online is not None:
+            gates.append((f"online: {self.online.metric}", self.online.metric))
         return gates
 
     @property
@@ -544,7 +626,7 @@ class PromotionGates:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PromotionGates:
         """Build from a mapping with keys ``thresholds``, ``no_regression``, ``slices``, ``latency``,
-        ``evidence`` (the YAML layout)."""
+        ``evidence``, ``online`` (the YAML layout)."""
         _check_keys(data, _TOP_KEYS, "gates")
 
         def items(key: str) -> list[Any]:
@@ -556,6 +638,7 @@ class PromotionGates:
             return list(value)
 
         latency = data.get("latency")
+        online = data.get("online")
         return cls(
             thresholds=tuple(
                 Threshold.parse(t, f"thresholds[{i}]") for i, t in enumerate(items("thresholds"))
@@ -566,6 +649,7 @@ class PromotionGates:
             slices=tuple(SliceGate.parse(s, f"slices[{i}]") for i, s in enumerate(items("slices"))),
             latency=LatencyBudget.parse(latency) if latency is not None else None,
             evidence=EvidenceRequirement.parse(data.get("evidence", True)),
+            online=OnlineGate.parse(online) if online is not None else None,
         )
 
     @classmethod
@@ -602,6 +686,7 @@ class PromotionGates:
             ],
             "latency": asdict(self.latency) if self.latency else None,
             "evidence": {**asdict(self.evidence), "failed_statuses": list(self.evidence.failed_statuses)},
+            "online": asdict(self.online) if self.online else None,
         }
 
 

@@ -63,6 +63,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_mlops_provider.operators.bentoml",
                     "airflow_mlops_provider.operators.monitoring",
+                    "airflow_mlops_provider.operators.shadow",
                 ],
             },
         ],

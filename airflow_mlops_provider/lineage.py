@@ -61,6 +61,16 @@ TAG_BENTO_DOCKERFILE_URI = "mlops.bento.dockerfile_uri"
 #: Where the Bento writes its inference capture (absent when packaged with capture off).
 TAG_BENTO_CAPTURE_URI = "mlops.bento.capture_uri"
 
+# A version served in shadow beside the champion (set on the shadow's model version).
+TAG_SHADOW_BENTO_TAG = "mlops.shadow.bento_tag"
+TAG_SHADOW_ARCHIVE_URI = "mlops.shadow.archive_uri"
+TAG_SHADOW_CHAMPION_VERSION = "mlops.shadow.champion_version"
+#: When the shadow Bento was first built: the online gate reads the shadow's captures from then on.
+TAG_SHADOW_SINCE = "mlops.shadow.since"
+#: When, and why, the version left the shadow (withdrawn, or promoted).
+TAG_SHADOW_ENDED_AT = "mlops.shadow.ended_at"
+TAG_SHADOW_OUTCOME = "mlops.shadow.outcome"
+
 #: Artifact paths (relative to a run's artifact root) used when evidence is logged to the run.
 ARTIFACT_VALIDATION_REPORT = "evidence/validation_report.json"
 ARTIFACT_TRAINING_PROFILE = "evidence/training_profile.bin"

@@ -13,6 +13,9 @@ each on a free loopback port with one worker process:
   inference capture on, as it is by default: ``MLOPS_CAPTURE_URI`` points at a throwaway directory,
   every other capture setting is the Bento's default (flush every 1000 rows or 10 s);
 - ``bento-nocapture``: the same Bento with ``MLOPS_CAPTURE_ENABLED=false``;
+- ``bento-shadow``: the Bento of the same champion with a challenger (another pipeline, registered
+  as version 2) in shadow: it scores every request off the response path, and both models'
+  predictions are captured;
 - ``mlflow``: ``mlflow models serve --env-manager local`` of the same registered version;
 - ``fastapi``: a hand-written FastAPI endpoint under uvicorn calling ``pyfunc.predict`` per request.
 
@@ -34,6 +37,9 @@ Status 0 in the output counts transport errors (a connection reset). Prints the 
 
 - ``bento`` against the MLflow server and the hand-written endpoint; the targets are Bento
   throughput >= 2x MLflow's at an equal or better p99, and >= 0.8x the hand-written endpoint's;
+- ``bento-shadow`` against ``bento``: the champion's p99 with a shadow (target <= 1.2x without), and
+  after the stop every answer captured for the champion, and for the challenger every row it scored
+  (``/metrics``), with the rest counted as dropped;
 - ``bento`` (capture on) against ``bento-nocapture``, with the per-round ratios of the two
   back-to-back runs; the targets, at 32 clients, are throughput >= 0.95x and p99 <= 1.1x.
 
@@ -125,11 +131,36 @@ def register_model() -> tuple[str, str, list[dict[str, Any]]]:
     return MODEL_NAME, version, rows
 
 
-def package(version: str) -> dict[str, Any]:
+def register_challenger() -> str:
+    """Register a second pipeline (other data, other seed) as the ``challenger``; return its version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
+
+    train = generate_week(rows=5_000, seed=3)
+    pipeline = fit_baseline_model(train)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(train[FEATURES], pipeline.predict(train[FEATURES])),
+            input_example=train[FEATURES].head(5),
+            registered_model_name=MODEL_NAME,
+            pip_requirements=["scikit-learn", "pandas"],
+        )
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, "challenger", version)
+    return version
+
+
+def package(version: str, shadow_version: str | None = None) -> dict[str, Any]:
     from airflow_mlops_provider.operators.bentoml import BentoPackageOperator
 
     ti = SimpleNamespace(task_id="package", dag_id="bench", run_id="manual__bench", try_number=1)
-    op = BentoPackageOperator(task_id="package", model_name=MODEL_NAME, version=version)
+    op = BentoPackageOperator(
+        task_id="package", model_name=MODEL_NAME, version=version, shadow_version=shadow_version
+    )
     return op.execute({"ti": ti, "task_instance": ti})
 
 
@@ -327,6 +358,27 @@ def read_capture(root: Path) -> dict[str, Any]:
     }
 
 
+def read_shadow_capture(root: Path, champion: str, challenger: str) -> dict[str, Any]:
+    """Return the champion's and the challenger's captured rows in the shadow Bento's store."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    table = ds.dataset(str(root), format="parquet", partitioning="hive").to_table(
+        columns=["request_id", "model_version", "served"]
+    )
+    mine = {v: table.filter(pc.equal(table["model_version"], v)) for v in (champion, challenger)}
+    answered = mine[champion]["request_id"]
+    return {
+        "champion_rows": mine[champion].num_rows,
+        "champion_rows_served": int(pc.sum(mine[champion]["served"]).as_py() or 0),
+        "challenger_rows": mine[challenger].num_rows,
+        "challenger_rows_served": int(pc.sum(mine[challenger]["served"]).as_py() or 0),
+        "challenger_rows_of_answered_requests": int(
+            pc.sum(pc.is_in(mine[challenger]["request_id"], value_set=answered)).as_py() or 0
+        ),
+    }
+
+
 def _single(answer: Any) -> Any:
     if isinstance(answer, dict):
         answer = answer["predictions"]
@@ -347,6 +399,9 @@ def main() -> None:
     name, version, rows = register_model()
     result = package(version)
     print(f"packaged {result['bento_tag']}: smoke test {result['smoke_test']}", flush=True)
+    challenger = register_challenger()
+    shadowed = package(version, shadow_version=challenger)
+    print(f"packaged {shadowed['bento_tag']}: smoke test {shadowed['smoke_test']}", flush=True)
     model_uri = f"models:/{name}/{version}"
     (WORK / "handwritten.py").write_text(FASTAPI_APP)
     bindir = Path(sys.executable).parent
@@ -355,46 +410,30 @@ def main() -> None:
     # The Bento's own capture settings, but for where it writes (and, for the other, whether).
     bento_env = {k: v for k, v in env.items() if k not in CAPTURE_ENV.values()}
     bento_home = Path(os.environ["BENTOML_HOME"])
-    capture_dir, nocapture_dir = WORK / "capture", WORK / "capture-off"
-    bento_command = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        result["bento_tag"],
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-    ]
+    capture_dir, nocapture_dir, shadow_dir = WORK / "capture", WORK / "capture-off", WORK / "capture-shadow"
+
+    def bento(name: str, tag: str, **capture: str) -> Server:
+        """``bentoml serve`` of ``tag`` with a BentoML home of its own and these capture variables."""
+        return Server(
+            name,
+            [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", "{port}"],
+            "/predict",
+            lambda row: {"rows": [row]},
+            "/readyz",
+            {
+                **bento_env,
+                "BENTOML_HOME": own_bentoml_home(bento_home, name),
+                **{CAPTURE_ENV[k]: v for k, v in capture.items()},
+            },
+            metrics="/metrics",
+        )
+
+    # The shadow first, so that in every round (forwards and backwards) `bento` runs right after or
+    # before it, and `bento-nocapture` on its other side.
     servers = [
-        Server(
-            "bento",
-            bento_command,
-            "/predict",
-            lambda row: {"rows": [row]},
-            "/readyz",
-            {
-                **bento_env,
-                "BENTOML_HOME": own_bentoml_home(bento_home, "bento"),
-                CAPTURE_ENV["uri"]: str(capture_dir),
-            },
-            metrics="/metrics",
-        ),
-        Server(
-            "bento-nocapture",
-            bento_command,
-            "/predict",
-            lambda row: {"rows": [row]},
-            "/readyz",
-            {
-                **bento_env,
-                "BENTOML_HOME": own_bentoml_home(bento_home, "bento-nocapture"),
-                CAPTURE_ENV["uri"]: str(nocapture_dir),
-                CAPTURE_ENV["enabled"]: "false",
-            },
-            metrics="/metrics",
-        ),
+        bento("bento-shadow", shadowed["bento_tag"], uri=str(shadow_dir)),
+        bento("bento", result["bento_tag"], uri=str(capture_dir)),
+        bento("bento-nocapture", result["bento_tag"], uri=str(nocapture_dir), enabled="false"),
         Server(
             "mlflow",
             [
@@ -445,12 +484,15 @@ def main() -> None:
     }
     startup = {}
     capture: dict[str, Any] = {}
+    shadow: dict[str, Any] = {}
+    by_name = {s.name: s for s in servers}
     try:
         for server in servers:
             startup[server.name] = round(server.start(), 1)
             print(f"{server.name} ready in {startup[server.name]}s at {server.url}", flush=True)
-        check_capture_settings(servers[0], str(capture_dir), enabled=True)
-        check_capture_settings(servers[1], str(nocapture_dir), enabled=False)
+        check_capture_settings(by_name["bento"], str(capture_dir), enabled=True)
+        check_capture_settings(by_name["bento-nocapture"], str(nocapture_dir), enabled=False)
+        check_capture_settings(by_name["bento-shadow"], str(shadow_dir), enabled=True)
         expected = check_same_predictions(servers, rows)
         for server in servers:
             load(server, rows, 8, args.warmup, 30, expected)
@@ -468,11 +510,16 @@ def main() -> None:
                         flush=True,
                     )
         # Before the stop, so that rows dropped on the way (buffer full, store failing) show.
-        capture["metrics_before_stop"] = servers[0].metrics(
+        capture["metrics_before_stop"] = by_name["bento"].metrics(
             "mlops_capture_written_rows_total", "mlops_capture_dropped_rows_total"
         )
-        capture["answered_200"] = servers[0].answered
-        capture["sigterm_stop_s"] = round(servers[0].stop(), 1)
+        capture["answered_200"] = by_name["bento"].answered
+        capture["sigterm_stop_s"] = round(by_name["bento"].stop(), 1)
+        shadow["metrics_before_stop"] = by_name["bento-shadow"].metrics(
+            "mlops_shadow_scored_rows_total", "mlops_shadow_dropped_rows_total", "mlops_served_rows_total"
+        )
+        shadow["answered_200"] = by_name["bento-shadow"].answered
+        shadow["sigterm_stop_s"] = round(by_name["bento-shadow"].stop(), 1)
     finally:
         for server in servers:
             server.stop()
@@ -481,6 +528,16 @@ def main() -> None:
     capture["complete"] = (
         capture["rows"] == capture["distinct_request_ids"] == capture["answered_200"]
         and not capture["nocapture_files"]
+    )
+    shadow.update(read_shadow_capture(shadow_dir, version, challenger))
+    seen = shadow["metrics_before_stop"]
+    # Every answer captured for the champion; the challenger's rows are those it scored (the queue is
+    # scored at the stop), each of an answered request, and with those dropped they are every answer.
+    shadow["complete"] = (
+        shadow["champion_rows"] == shadow["answered_200"] == seen["mlops_served_rows_total"]
+        and shadow["challenger_rows_of_answered_requests"] == shadow["challenger_rows"]
+        and shadow["challenger_rows"] >= seen["mlops_shadow_scored_rows_total"]
+        and shadow["challenger_rows"] + seen["mlops_shadow_dropped_rows_total"] == shadow["answered_200"]
     )
 
     summary: dict[str, Any] = {}
@@ -539,6 +596,18 @@ def main() -> None:
                 ],
             }
         )
+        with_shadow, without = measurements["bento-shadow"][clients], measurements["bento"][clients]
+        ratios.update(
+            {
+                "shadow_vs_none_p99": round(by["bento-shadow"]["p99_ms"] / by["bento"]["p99_ms"], 3),
+                "shadow_vs_none_throughput": round(
+                    by["bento-shadow"]["throughput_rps"] / by["bento"]["throughput_rps"], 3
+                ),
+                "shadow_vs_none_p99_by_round": [
+                    round(a["p99_ms"] / b["p99_ms"], 3) for a, b in zip(with_shadow, without, strict=True)
+                ],
+            }
+        )
         summary[str(clients)]["ratios"] = ratios
         print(
             f"c={clients}: bento/mlflow throughput {ratios['bento_vs_mlflow_throughput']}x (target >= 2), "
@@ -552,6 +621,17 @@ def main() -> None:
             f"throughput {ratios['capture_on_vs_off_throughput_by_round']}, "
             f"p99 {ratios['capture_on_vs_off_p99_by_round']}"
         )
+    for clients in args.concurrency:
+        ratios = summary[str(clients)]["ratios"]
+        print(
+            f"c={clients}: shadow/none p99 {ratios['shadow_vs_none_p99']}x (target <= 1.2), throughput "
+            f"{ratios['shadow_vs_none_throughput']}x; p99 by round {ratios['shadow_vs_none_p99_by_round']}"
+        )
+    print(
+        f"shadow after SIGTERM: {shadow['champion_rows']} champion rows for {shadow['answered_200']} answers, "
+        f"{shadow['challenger_rows']} challenger rows (scored {seen['mlops_shadow_scored_rows_total']:.0f}, "
+        f"dropped {seen['mlops_shadow_dropped_rows_total']:.0f}): {'complete' if shadow['complete'] else 'MISMATCH'}"
+    )
     print(
         f"capture after SIGTERM (stopped in {capture['sigterm_stop_s']}s): {capture['rows']} rows in "
         f"{capture['files']} files, {capture['distinct_request_ids']} distinct request ids, for "
@@ -568,12 +648,15 @@ def main() -> None:
         "startup_s": startup,
         "summary": summary,
         "capture": capture,
+        "shadow": shadow,
         "runs": measurements,
     }
     (RESULTS / "serving.json").write_text(json.dumps(out, indent=2))
     print(f"wrote {RESULTS / 'serving.json'}")
     if not capture["complete"]:
         raise SystemExit("the capture directory does not hold exactly one row per 200 answer (see above)")
+    if not shadow["complete"]:
+        raise SystemExit("the shadow Bento's capture does not match its answers and /metrics (see above)")
 
 
 if __name__ == "__main__":

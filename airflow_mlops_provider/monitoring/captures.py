@@ -31,6 +31,7 @@ from airflow_mlops_provider.serving.capture import (
     PROBA_PREFIX,
     SCHEMA_METADATA_KEY,
     SCORE_COLUMN,
+    SERVED_COLUMN,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ PREDICTION = PREDICTION_COLUMN
 SCORE = SCORE_COLUMN
 #: Partition keys, in path order.
 PARTITION_MODEL, PARTITION_VERSION, PARTITION_DATE = PARTITION_KEYS
-RESERVED_COLUMNS = (*META_COLUMNS, PREDICTION, SCORE)
+#: Whether the prediction was the answer; ``False`` for a shadow score (null in files from before shadows).
+SERVED = SERVED_COLUMN
+RESERVED_COLUMNS = (*META_COLUMNS, PREDICTION, SCORE, SERVED)
 
 
 def reserved_schema() -> pa.Schema:
@@ -60,6 +63,7 @@ def reserved_schema() -> pa.Schema:
             (DATA_FINGERPRINT, pa.string()),
             (PREDICTION, pa.null()),
             (SCORE, pa.float64()),
+            (SERVED, pa.bool_()),
         ]
     )
 

@@ -104,7 +104,7 @@ def live_metrics(
             f"value column {value_column!r} is not in the joined rows; columns: {sorted(joined.column_names)}"
         )
 
-    y, scores = _outcomes(joined, kind)
+    y, scores = outcomes_of(joined, kind)
     scored = ~np.isnan(scores)
     settings = (kind, confidence, bootstrap, max_bootstrap_rows)
     report: dict[str, Any] = {
@@ -199,7 +199,7 @@ def _slice(item: SliceGate | Mapping[str, Any], index: int, names: tuple[str, ..
     return _Slice(name, expression, tree, _metric_names([*names, *own], kind, f"slices.{name}"), min_rows)
 
 
-def _outcomes(joined: pa.Table, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def outcomes_of(joined: pa.Table, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """The labels and the float scores (NaN where missing) of the joined rows."""
     import numpy as np
     import pyarrow as pa

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_mlops_provider.serving.capture import CaptureConfig
+    from airflow_mlops_provider.serving.shadow import ShadowConfig
 
 #: Labels on the BentoML model and the Bento, tying both to the registry.
 LABEL_MODEL_NAME = "mlflow_model_name"
@@ -96,8 +97,14 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
     overridden by its ``MLOPS_CAPTURE_*`` variable where the Bento is served. The smoke test's
     traffic is never captured. The model version is tagged with the capture URI.
 
+    With ``shadow_alias`` (or ``shadow_version``) the Bento also carries that version, scored in
+    shadow on every request, or answering a canary share (docs/shadow.md). Its input columns must
+    come, with their types, in the champion's requests; it must predict on the smoke sample. Such a
+    Bento is tagged ``<name>:v<version>-shadow-v<shadow>``, and its tags go on the shadow's version
+    (``mlops.shadow.*``, with the capture URI), leaving the version's own Bento tags alone.
+
     Returns ``{bento_tag, model_tag, archive_uri, model_version, labels, image, dockerfile_uri,
-    smoke_test: {status, rows, url}}``.
+    smoke_test: {status, rows, url}, capture, shadow}``.
 
     :param model_name: Registered model name. (templated)
     :param alias: Alias to package when ``version`` is not given. (templated)
@@ -113,6 +120,12 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         ``hash_columns``, ``flush_rows``, ``flush_interval_s``, ``max_buffer_rows``; see
         :class:`~airflow_mlops_provider.serving.capture.CaptureConfig`) as a mapping or a
         ``CaptureConfig``; ``True`` for the defaults, ``False`` for none. (templated)
+    :param shadow_alias: Alias of the version to serve in shadow (``challenger``); ``None`` for none.
+        (templated)
+    :param shadow_version: The version to serve in shadow, instead of an alias. (templated)
+    :param shadow: Shadow settings (``max_queue_rows``, ``canary_share``, ``canary_key``; see
+        :class:`~airflow_mlops_provider.serving.shadow.ShadowConfig`) as a mapping or a
+        ``ShadowConfig``. (templated)
     :param max_batch_size: Largest batch (and largest request) the service accepts.
     :param max_latency_ms: Latency budget of a batched request; past it the service answers 503.
     :param workers: Service worker processes.
@@ -129,8 +142,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         "eval_data_uri",
         "export_uri",
         "capture",
+        "shadow_alias",
+        "shadow_version",
+        "shadow",
     )
-    template_fields_renderers = {"capture": "json"}
+    template_fields_renderers = {"capture": "json", "shadow": "json"}
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -145,6 +161,9 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         export_uri: str | None = None,
         container_backend: str | None = None,
         capture: Mapping[str, Any] | CaptureConfig | bool = True,
+        shadow_alias: str | None = None,
+        shadow_version: str | int | None = None,
+        shadow: Mapping[str, Any] | ShadowConfig | None = None,
         max_batch_size: int = 64,
         max_latency_ms: int = 1000,
         workers: int = 1,
@@ -164,6 +183,9 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         self.export_uri = export_uri
         self.container_backend = container_backend
         self.capture = capture
+        self.shadow_alias = shadow_alias
+        self.shadow_version = shadow_version
+        self.shadow = shadow
         self.max_batch_size = max_batch_size
         self.max_latency_ms = max_latency_ms
         self.workers = workers
@@ -175,19 +197,24 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
 
     # -- resolving -------------------------------------------------------------------------------
 
-    def resolve_version(self, client: MlflowClient) -> ModelVersion:
-        """Return the model version to package, or raise naming what is wrong with it."""
+    def resolve_version(
+        self, client: MlflowClient, version: str | int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """Return the model version to package (``version``/``alias``, default this task's), or raise
+        naming what is wrong with it."""
         from mlflow.exceptions import MlflowException
 
+        if version is None and alias is None:
+            version, alias = self.version, self.alias
         try:
-            if self.version not in (None, ""):
-                mv = client.get_model_version(self.model_name, str(self.version))
-            elif self.alias:
-                mv = client.get_model_version_by_alias(self.model_name, self.alias)
+            if version not in (None, ""):
+                mv = client.get_model_version(self.model_name, str(version))
+            elif alias:
+                mv = client.get_model_version_by_alias(self.model_name, alias)
             else:
                 raise PackagingError("give a version or an alias of the model to package")
         except MlflowException as err:
-            what = f"version {self.version}" if self.version not in (None, "") else f"alias {self.alias!r}"
+            what = f"version {version}" if version not in (None, "") else f"alias {alias!r}"
             raise PackagingError(
                 f"registered model {self.model_name!r} has no {what}: {err.message}"
             ) from None
@@ -250,6 +277,37 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             raise PackagingError(str(err)) from None
         return config
 
+    def shadow_config(
+        self, columns: list[dict[str, Any]], shadow_columns: list[dict[str, Any]]
+    ) -> ShadowConfig:
+        """Return the shadow settings, checked against the champion's and the shadow's input columns."""
+        from airflow_mlops_provider.serving.capture import CaptureConfigError
+        from airflow_mlops_provider.serving.shadow import ShadowConfig, check_compatible
+
+        try:
+            config = (
+                self.shadow
+                if isinstance(self.shadow, ShadowConfig)
+                else ShadowConfig.from_mapping(self.shadow)
+            )
+            check_compatible(columns, shadow_columns)
+            config.check_columns([c["name"] for c in columns])
+        except CaptureConfigError as err:
+            raise PackagingError(str(err)) from None
+        return config
+
+    def resolve_shadow(self, client: MlflowClient, mv: ModelVersion) -> ModelVersion | None:
+        """Return the version to serve in shadow beside ``mv``, ``None`` when none was asked for."""
+        if self.shadow_version in (None, "") and not self.shadow_alias:
+            return None
+        shadow = self.resolve_version(client, self.shadow_version or None, self.shadow_alias)
+        if str(shadow.version) == str(mv.version):
+            raise PackagingError(
+                f"the shadow of {mv.name!r} would be v{mv.version}, the version it shadows: point "
+                f"{self.shadow_alias or 'shadow_version'} at another version, or package without a shadow"
+            )
+        return shadow
+
     # -- the task --------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -260,7 +318,19 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         columns = self.check_servable(model_uri)
         capture = self.capture_config(columns)
         labels = self.labels(client, mv)
-        tag = f"{bento_name(mv.name)}:v{mv.version}"
+        tag = model_tag = f"{bento_name(mv.name)}:v{mv.version}"
+        shadow_mv = self.resolve_shadow(client, mv)
+        shadow: dict[str, Any] | None = None
+        if shadow_mv is not None:
+            shadow_uri = f"models:/{shadow_mv.name}/{shadow_mv.version}"
+            settings = self.shadow_config(columns, self.check_servable(shadow_uri))
+            shadow = {
+                "model_uri": shadow_uri,
+                "labels": self.labels(client, shadow_mv),
+                "settings": settings.to_dict(),
+                "tag": f"{bento_name(mv.name)}:v{shadow_mv.version}",
+            }
+            tag = f"{tag}-shadow-v{shadow_mv.version}"
         self.log.info(
             "Packaging %s as Bento %s (BENTOML_HOME=%s)", model_uri, tag, os.environ["BENTOML_HOME"]
         )
@@ -269,10 +339,14 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
 
         created: list[tuple[str, str]] = []
         try:
-            bento_model = self._import_model(tag, model_uri, labels, created)
-            bento = self._build_bento(tag, bento_model, labels, capture, created)
+            bento_model = self._import_model(model_tag, model_uri, labels, created)
+            if shadow is not None:
+                shadow["bento_model"] = self._import_model(
+                    shadow["tag"], shadow["model_uri"], shadow["labels"], created
+                )
+            bento = self._build_bento(tag, bento_model, labels, capture, created, shadow)
             if self.smoke_test:
-                smoke = self.run_smoke_test(tag, model_uri, bento_model, columns)
+                smoke = self.run_smoke_test(tag, model_uri, bento_model, columns, shadow)
             else:
                 self.log.warning("Smoke test disabled: Bento %s is exported untested", tag)
                 smoke = {"status": "skipped"}
@@ -283,26 +357,40 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 self._delete(kind, what)
             raise
 
-        tags = {
-            lineage.TAG_BENTO_TAG: tag,
-            lineage.TAG_BENTO_ARCHIVE_URI: archive_uri,
-            lineage.TAG_BENTO_SMOKE_TEST: smoke["status"],
-        }
-        if image:
-            tags[lineage.TAG_BENTO_IMAGE] = image
-        if dockerfile_uri:
-            tags[lineage.TAG_BENTO_DOCKERFILE_URI] = dockerfile_uri
+        if shadow_mv is None:
+            tags = {
+                lineage.TAG_BENTO_TAG: tag,
+                lineage.TAG_BENTO_ARCHIVE_URI: archive_uri,
+                lineage.TAG_BENTO_SMOKE_TEST: smoke["status"],
+            }
+            if image:
+                tags[lineage.TAG_BENTO_IMAGE] = image
+            if dockerfile_uri:
+                tags[lineage.TAG_BENTO_DOCKERFILE_URI] = dockerfile_uri
+            tagged = mv
+        else:
+            # The shadow's own tags: the champion's Bento tags still name its own Bento.
+            tags = {
+                lineage.TAG_SHADOW_BENTO_TAG: tag,
+                lineage.TAG_SHADOW_ARCHIVE_URI: archive_uri,
+                lineage.TAG_SHADOW_CHAMPION_VERSION: str(mv.version),
+            }
+            if shadow_mv.tags.get(lineage.TAG_SHADOW_BENTO_TAG) != tag or not shadow_mv.tags.get(
+                lineage.TAG_SHADOW_SINCE
+            ):
+                from airflow_mlops_provider.promotion import utcnow_iso
+
+                tags[lineage.TAG_SHADOW_SINCE] = utcnow_iso()
+            tagged = shadow_mv
         if capture.enabled and capture.uri:
             tags[lineage.TAG_BENTO_CAPTURE_URI] = capture.uri
         for key, value in tags.items():
-            client.set_model_version_tag(mv.name, str(mv.version), key, value)
+            client.set_model_version_tag(tagged.name, str(tagged.version), key, value)
         self.log.info("Bento %s exported to %s", tag, archive_uri)
-        self.record_decision_step(
-            context,
-            mv.name,
-            "package",
-            {"bento_tag": tag, "version": str(mv.version), "smoke_test": smoke["status"]},
-        )
+        step = {"bento_tag": tag, "version": str(mv.version), "smoke_test": smoke["status"]}
+        if shadow_mv is not None:
+            step["shadow_version"] = str(shadow_mv.version)
+        self.record_decision_step(context, mv.name, "package", step)
         return {
             "bento_tag": tag,
             "model_tag": str(bento_model.tag),
@@ -314,6 +402,16 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             "dockerfile_uri": dockerfile_uri,
             "smoke_test": smoke,
             "capture": capture.to_dict(),
+            "shadow": (
+                {
+                    "model_version": str(shadow_mv.version),
+                    "model_tag": str(shadow["bento_model"].tag),
+                    "labels": shadow["labels"],
+                    "settings": shadow["settings"],
+                }
+                if shadow is not None and shadow_mv is not None
+                else None
+            ),
             "bentoml_version": bentoml.__version__,
         }
 
@@ -369,6 +467,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         labels: dict[str, str],
         capture: CaptureConfig,
         created: list[tuple[str, str]],
+        shadow: Mapping[str, Any] | None = None,
     ) -> Any:
         import bentoml
 
@@ -407,6 +506,12 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 "labels": labels,
                 "capture": capture.to_dict(),
             }
+            if shadow is not None:
+                config["shadow"] = {
+                    "model_tag": str(shadow["bento_model"].tag),
+                    "labels": shadow["labels"],
+                    "settings": shadow["settings"],
+                }
             Path(ctx, "bento_config.json").write_text(json.dumps(config, indent=2))
             # The model's own pinned requirements, plus what the service itself imports. Not locked:
             # locking resolves against a package index, which a worker may not reach.
@@ -426,7 +531,8 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                     build_ctx=ctx,
                     include=[f"{SERVING_PACKAGE}/*.py", "bento_config.json"],
                     labels=labels,
-                    description=f"MLflow model {labels[LABEL_MODEL_NAME]} version {labels[LABEL_MODEL_VERSION]}",
+                    description=f"MLflow model {labels[LABEL_MODEL_NAME]} version {labels[LABEL_MODEL_VERSION]}"
+                    + (f", v{shadow['labels'][LABEL_MODEL_VERSION]} in shadow" if shadow else ""),
                     python=python,
                 )
             finally:
@@ -470,17 +576,44 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         return frame.head(self.smoke_rows)
 
     def run_smoke_test(
-        self, tag: str, model_uri: str, bento_model: Any, columns: list[dict[str, Any]]
+        self,
+        tag: str,
+        model_uri: str,
+        bento_model: Any,
+        columns: list[dict[str, Any]],
+        shadow: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Serve the Bento on loopback and require its predictions to equal the pyfunc model's."""
+        """Serve the Bento on loopback and require its predictions to equal the pyfunc model's.
+
+        A shadow must predict, one prediction per row, on the same rows (in process: the served Bento
+        answers with the champion alone, and its shadow's scores are only captured).
+        """
         import mlflow.pyfunc
 
         from airflow_mlops_provider.serving.capture import ENV as CAPTURE_ENV
         from airflow_mlops_provider.serving.schema import compare_predictions, to_frame, to_json, to_records
+        from airflow_mlops_provider.serving.shadow import ENV as SHADOW_ENV
         from airflow_mlops_provider.stack import free_port, start_process, wait_http
 
         records = to_records(self.smoke_sample(bento_model, columns), columns)
         expected = to_json(mlflow.pyfunc.load_model(model_uri).predict(to_frame(records, columns)))
+        if shadow is not None:
+            try:
+                shadow_columns = self.check_servable(shadow["model_uri"])
+                scored = to_json(
+                    mlflow.pyfunc.load_model(shadow["model_uri"]).predict(to_frame(records, shadow_columns))
+                )
+            except PackagingError:
+                raise
+            except Exception as err:
+                raise PackagingError(
+                    f"smoke test: the shadow {shadow['model_uri']} fails on the sample: {type(err).__name__}: {err}"
+                ) from None
+            if len(scored) != len(records):
+                raise PackagingError(
+                    f"smoke test: the shadow {shadow['model_uri']} gave {len(scored)} predictions for "
+                    f"{len(records)} rows"
+                )
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -489,7 +622,12 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         self.log.info("Smoke test: serving %s at %s (log %s)", tag, url, log_path)
         started = time.monotonic()
         # The smoke test's own requests are not traffic: nothing of them is captured.
-        env = {**os.environ, **bentoml_env(), CAPTURE_ENV["enabled"]: "false"}
+        env = {
+            **os.environ,
+            **bentoml_env(),
+            CAPTURE_ENV["enabled"]: "false",
+            SHADOW_ENV["canary_share"]: "0",
+        }
         self._server = start_process("bentoml-smoke", command, env, log_path)
         try:
             try:

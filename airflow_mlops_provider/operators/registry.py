@@ -200,29 +200,44 @@ class _RegistryOperator(MlflowHookMixin, BaseOperator):
         return decision
 
     def _log_decision(self, context: Context, decision: Mapping[str, Any]) -> None:
-        """Record the decision as the ``promotion`` step of this DAG run's decision log."""
-        from airflow_mlops_provider.decisions import promotion_step
-
-        gate_metrics = [
-            g["gate"].split(":", 1)[1]
-            for g in decision.get("gates") or []
-            if g["gate"].startswith(("threshold:", "no_regression:"))
-        ]
-        self.record_decision_step(
-            context,
-            decision.get("registered_model_name"),
-            "promotion",
-            promotion_step(decision, list(dict.fromkeys(gate_metrics))),
-        )
+        record_promotion_step(self, context, decision)
 
     def _record(self, client: Any, name: str, version: str, decision: Mapping[str, Any]) -> None:
-        from airflow_mlops_provider import promotion as p
+        record_decision_quietly(self.log, client, name, version, decision)
 
-        try:
-            p.record_decision(client, name, version, decision)
-        except Exception as err:
-            # The task fails (or returns) for the real reason; a failed audit write must not hide it.
-            self.log.error("Could not record the decision on %s v%s: %s", name, version, err)
+
+def record_promotion_step(op: MlflowHookMixin, context: Context, decision: Mapping[str, Any]) -> None:
+    """Record ``decision`` as the ``promotion`` step of this DAG run's decision log."""
+    from airflow_mlops_provider.decisions import promotion_step
+
+    gate_metrics = [
+        g["gate"].split(":", 1)[1]
+        for g in decision.get("gates") or []
+        if g["gate"].startswith(("threshold:", "no_regression:"))
+    ]
+    op.record_decision_step(
+        context,
+        decision.get("registered_model_name"),
+        "promotion",
+        promotion_step(decision, list(dict.fromkeys(gate_metrics))),
+    )
+
+
+def record_decision_quietly(
+    log: Any,
+    client: Any,
+    name: str,
+    version: str,
+    decision: Mapping[str, Any],
+    extra_tags: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a refusal to the version; a failed write is logged, so the task ends for the real reason."""
+    from airflow_mlops_provider import promotion as p
+
+    try:
+        p.record_decision(client, name, version, decision, extra_tags)
+    except Exception as err:
+        log.error("Could not record the decision on %s v%s: %s", name, version, err)
 
 
 class ModelPromotionOperator(_RegistryOperator):
@@ -875,19 +890,41 @@ def gated_promotion(
             **promotion_kwargs,
         )
         if require_approval:
-            approve = ModelApprovalOperator(
-                task_id="approve",
-                evaluation_task_id=evaluate.task_id,
-                drift_summary=promotion_kwargs.get("drift_summary"),
+            approve_and_commit(
+                evaluate,
                 response_timeout=response_timeout,
-                mlflow_conn_id=mlflow_conn_id,
-            )
-            commit = ModelPromotionCommitOperator(
-                task_id="commit",
-                evaluation_task_id=evaluate.task_id,
-                approval_task_id=approve.task_id,
+                drift_summary=promotion_kwargs.get("drift_summary"),
                 lease=promotion_kwargs.get("lease"),
                 mlflow_conn_id=mlflow_conn_id,
             )
-            evaluate >> approve >> commit
     return group
+
+
+def approve_and_commit(
+    decided: BaseOperator,
+    *,
+    response_timeout: timedelta,
+    drift_summary: Any = None,
+    lease: LeaseSettings | None = None,
+    on_reject: OnReject = "fail",
+    mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
+) -> ModelPromotionCommitOperator:
+    """Add ``decided >> approve >> commit`` for the ``awaiting_approval`` decision ``decided`` returns;
+    return the commit task."""
+    approve = ModelApprovalOperator(
+        task_id="approve",
+        evaluation_task_id=decided.task_id,
+        drift_summary=drift_summary,
+        response_timeout=response_timeout,
+        mlflow_conn_id=mlflow_conn_id,
+    )
+    commit = ModelPromotionCommitOperator(
+        task_id="commit",
+        evaluation_task_id=decided.task_id,
+        approval_task_id=approve.task_id,
+        on_reject=on_reject,
+        lease=lease,
+        mlflow_conn_id=mlflow_conn_id,
+    )
+    decided >> approve >> commit
+    return commit

@@ -13,7 +13,8 @@ Files are Hive-partitioned Parquet, one file per flush and partition::
 
 ``<uri>`` is a local path or any fsspec URI (``s3://…``); a file is written under a name starting
 with ``.`` (which readers skip) and renamed when complete. Columns: :data:`META_COLUMNS`, the
-model's input columns (less the dropped ones; hashed ones as SHA-256 hex), ``prediction`` as served,
+model's input columns (less the dropped ones; hashed ones as SHA-256 hex), ``prediction`` as made,
+``served`` (``False`` where the model scored the request in shadow and another model answered it),
 ``score`` (the positive-class probability of a classifier, the value of a regressor) and
 ``proba_<class>`` per class when the model gives class probabilities. The schema metadata
 (:data:`SCHEMA_METADATA_KEY`) names the input columns and which of them were dropped or hashed.
@@ -53,8 +54,10 @@ META_COLUMNS = (
 )
 PREDICTION_COLUMN = "prediction"
 SCORE_COLUMN = "score"
+#: Whether the row's prediction was the answer (``False``: scored in shadow, :mod:`.shadow`).
+SERVED_COLUMN = "served"
 PROBA_PREFIX = "proba_"
-RESERVED_COLUMNS = frozenset({*META_COLUMNS, PREDICTION_COLUMN, SCORE_COLUMN})
+RESERVED_COLUMNS = frozenset({*META_COLUMNS, PREDICTION_COLUMN, SCORE_COLUMN, SERVED_COLUMN})
 #: Hive partition keys of the capture layout.
 PARTITION_KEYS = ("model", "version", "date")
 #: Parquet schema metadata key: JSON ``{input_columns, dropped_columns, hashed_columns}`` of the file.
@@ -167,24 +170,47 @@ class CaptureConfig:
             )
 
 
+#: Capture setting -> the kind of value it holds (see :func:`coerce_setting`).
+_SETTING_KINDS = {
+    "enabled": "bool",
+    "drop_columns": "names",
+    "hash_columns": "names",
+    "flush_rows": "int",
+    "max_buffer_rows": "int",
+    "sample_rate": "float",
+    "flush_interval_s": "float",
+    "uri": "text",
+}
+
+
 def _coerce(name: str, value: Any, where: str) -> Any:
-    """Return ``value`` (from JSON or an environment variable) as the type of setting ``name``."""
+    return coerce_setting(_SETTING_KINDS[name], name, value, where)
+
+
+def coerce_setting(kind: str, name: str, value: Any, where: str) -> Any:
+    """Return ``value`` (from JSON or an environment variable) as a ``kind`` setting, or raise.
+
+    :param kind: ``bool``, ``names`` (a list, or comma-separated text), ``int``, ``float`` or ``text``.
+    :param where: How the user set it, for the message (``capture flush_rows``, ``MLOPS_CAPTURE_URI``).
+    """
     try:
-        if name == "enabled":
+        if kind == "bool":
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
             if text in _TRUE | _FALSE:
                 return text in _TRUE
             raise ValueError(value)
-        if name in ("drop_columns", "hash_columns"):
+        if kind == "names":
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(c).strip() for c in items if str(c).strip())
-        if name in ("flush_rows", "max_buffer_rows"):
-            if isinstance(value, float) and not value.is_integer():
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
             return int(value)
-        if name in ("sample_rate", "flush_interval_s"):
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
         return None if value in (None, "") else str(value)
     except (TypeError, ValueError):
@@ -210,6 +236,7 @@ class _Batch:
     request_ids: list[str]
     rows: list[dict[str, Any]]
     predictions: list[Any]
+    served: bool
 
 
 @dataclass
@@ -283,8 +310,21 @@ class CaptureWriter:
 
     # -- the request path ------------------------------------------------------------------------
 
-    def record(self, request_ids: Sequence[str], rows: list[dict[str, Any]], predictions: list[Any]) -> None:
-        """Buffer one batch: never blocks on the store, never raises."""
+    def record(
+        self,
+        request_ids: Sequence[str],
+        rows: list[dict[str, Any]],
+        predictions: list[Any],
+        *,
+        served: bool = True,
+        captured_at: float | None = None,
+    ) -> None:
+        """Buffer one batch: never blocks on the store, never raises.
+
+        :param served: Whether these predictions were the answers (``False`` for shadow scores).
+        :param captured_at: When the request was answered (epoch seconds); default now. A shadow score
+            made later is stamped with its request's time, so both models' rows share a window.
+        """
         try:
             rate = self.config.sample_rate
             if rate < 1.0:
@@ -297,7 +337,8 @@ class CaptureWriter:
                     request_ids = [request_ids[i] for i in keep]
                     rows = [rows[i] for i in keep]
                     predictions = [predictions[i] for i in keep]
-            batch = _Batch(time.time(), list(request_ids), rows, predictions)
+            stamp = time.time() if captured_at is None else captured_at
+            batch = _Batch(stamp, list(request_ids), rows, predictions, served)
             n = len(batch.rows)
             with self._lock:
                 if self._stopping or self._held + n > self.config.max_buffer_rows:
@@ -386,6 +427,7 @@ class CaptureWriter:
         predictions = [p for b in batches for p in b.predictions]
         columns[PREDICTION_COLUMN] = pa.array(predictions)
         columns[SCORE_COLUMN] = pa.array(self._scores(frame, predictions, columns), pa.float64())
+        columns[SERVED_COLUMN] = pa.array(np.repeat([b.served for b in batches], sizes), pa.bool_())
         table = pa.table(columns).replace_schema_metadata({SCHEMA_METADATA_KEY: self._schema_note})
 
         # One date per batch (a batch is predicted at one instant), not one strftime per row.

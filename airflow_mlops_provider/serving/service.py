@@ -23,15 +23,21 @@ that id, the model's lineage, the validated row and the output (:mod:`.capture`)
 off; the Bento's capture settings come from ``bento_config.json`` and each can be overridden by an
 ``MLOPS_CAPTURE_*`` environment variable at serve time.
 
+A Bento may carry a second model (``bento_config.json``'s ``shadow``): it scores every request in
+shadow, off the response path, or answers a canary share of them (:mod:`.shadow`).
+
 ``/livez``, ``/readyz`` and the Prometheus ``/metrics`` come from BentoML; ``/metrics`` also counts
-captured and dropped rows. ``/model_info`` returns the lineage labels (registered model name and
-version, MLflow run id, data fingerprint), the limits and the capture settings.
+the rows each model version answered and scored in shadow, and captured and dropped rows.
+``/model_info`` returns the lineage labels (registered model name and version, MLflow run id, data
+fingerprint), the limits, the capture settings and the shadow's labels and settings.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -42,6 +48,9 @@ from pydantic import BaseModel, Field
 from .capture import HASH_SALT_ENV, CaptureConfig, CaptureWriter
 from .request_id import RequestIdMiddleware, RequestRow, request_id_of
 from .schema import input_columns, row_model, to_frame, to_json
+from .shadow import ShadowConfig, ShadowScorer, canary_mask, check_compatible
+
+logger = logging.getLogger("mlops_serving.service")
 
 CONFIG_FILE = "bento_config.json"
 MLFLOW_MODEL_FOLDER = "mlflow_model"
@@ -54,11 +63,26 @@ MAX_LATENCY_MS: int = int(CONFIG["max_latency_ms"])
 LABELS: dict[str, str] = dict(CONFIG["labels"])
 CAPTURE = CaptureConfig.from_mapping(CONFIG.get("capture")).with_env(os.environ)
 
-COLUMNS = input_columns(
-    yaml.safe_load(Path(bentoml.models.get(MODEL_TAG).path_of(MLFLOW_MODEL_FOLDER), "MLmodel").read_text())
+SHADOW_BUILT: dict[str, Any] | None = CONFIG.get("shadow")
+SHADOW_TAG: str | None = SHADOW_BUILT["model_tag"] if SHADOW_BUILT else None
+SHADOW_LABELS: dict[str, str] = dict(SHADOW_BUILT["labels"]) if SHADOW_BUILT else {}
+SHADOW = ShadowConfig.from_mapping(SHADOW_BUILT["settings"] if SHADOW_BUILT else {"enabled": False}).with_env(
+    os.environ
 )
+
+
+def _columns(tag: str) -> list[dict[str, Any]]:
+    mlmodel = Path(bentoml.models.get(tag).path_of(MLFLOW_MODEL_FOLDER), "MLmodel")
+    return input_columns(yaml.safe_load(mlmodel.read_text()))
+
+
+COLUMNS = _columns(MODEL_TAG)
 if CAPTURE.enabled:
     CAPTURE.check_columns([c["name"] for c in COLUMNS])
+SHADOW_COLUMNS = _columns(SHADOW_TAG) if SHADOW_TAG else []
+if SHADOW_TAG and SHADOW.enabled:
+    check_compatible(COLUMNS, SHADOW_COLUMNS)
+    SHADOW.check_columns([c["name"] for c in COLUMNS])
 Row = row_model(COLUMNS, base=RequestRow)
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH_SIZE)]  # type: ignore[valid-type]
 
@@ -72,19 +96,22 @@ class MlflowModelService:
     """Serve the one MLflow model baked into this Bento."""
 
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
+    # BentoML bakes every BentoModel attribute of the service into the Bento.
+    shadow_ref = bentoml.models.BentoModel(SHADOW_TAG) if SHADOW_TAG else None
 
     def __init__(self) -> None:
         import mlflow.pyfunc
 
-        self.model = mlflow.pyfunc.load_model(self.model_ref.path_of(MLFLOW_MODEL_FOLDER))
-        self.capture = self._capture_writer() if CAPTURE.enabled else None
-
-    def _capture_writer(self) -> CaptureWriter:
         # Imported here: BentoML points prometheus_client at its multiprocess directory only in the
         # worker, after this module was imported.
         from prometheus_client import Counter
 
-        counters = (
+        self.model = mlflow.pyfunc.load_model(self.model_ref.path_of(MLFLOW_MODEL_FOLDER))
+        version = LABELS.get("mlflow_model_version", "")
+        self.served = Counter(
+            "mlops_served_rows", "Rows answered, by the model version that answered", ["model_version"]
+        )
+        capture_counters = (
             Counter("mlops_capture_written_rows", "Captured predictions written to the capture store"),
             Counter(
                 "mlops_capture_dropped_rows",
@@ -92,8 +119,59 @@ class MlflowModelService:
                 ["reason"],
             ),
         )
+        self.capture = self._capture_writer(self.model, LABELS, capture_counters) if CAPTURE.enabled else None
+        self.versions = {"champion": version}
+        self.shadow_model: Any = None
+        self.shadow: ShadowScorer | None = None  # the challenger scoring what the champion answered
+        self.champion_shadow: ShadowScorer | None = None  # the champion scoring the canary's answers
+        self.canary_fallbacks: Any = None
+        if self.shadow_ref is None or not SHADOW.enabled:
+            return
+        if self.capture is None:
+            logger.warning(
+                "shadow %s not scored: capture is off, so nothing would record its scores", SHADOW_TAG
+            )
+            return
         try:
-            raw = self.model.get_raw_model()
+            self.shadow_model = mlflow.pyfunc.load_model(self.shadow_ref.path_of(MLFLOW_MODEL_FOLDER))
+        except Exception:  # the champion serves whatever becomes of its shadow
+            logger.exception("shadow %s does not load: the champion serves alone", SHADOW_TAG)
+            return
+        self.versions["shadow"] = SHADOW_LABELS.get("mlflow_model_version", "")
+        shadow_counters = (
+            Counter("mlops_shadow_scored_rows", "Rows scored in shadow, by model version", ["model_version"]),
+            Counter(
+                "mlops_shadow_dropped_rows",
+                "Rows the shadow did not score (queue full, model raised)",
+                ["model_version", "reason"],
+            ),
+        )
+        self.canary_fallbacks = Counter(
+            "mlops_canary_fallback_rows", "Canary rows answered by the champion because the challenger raised"
+        )
+        shadow_writer = self._capture_writer(self.shadow_model, SHADOW_LABELS, capture_counters)
+        self.shadow = ShadowScorer(
+            lambda rows: to_json(self.shadow_model.predict(to_frame(rows, SHADOW_COLUMNS))),
+            shadow_writer,
+            SHADOW.max_queue_rows,
+            shadow_counters,
+            {"model_version": self.versions["shadow"]},
+            name=f"v{self.versions['shadow']}",
+        )
+        if SHADOW.canary_share > 0:
+            self.champion_shadow = ShadowScorer(
+                lambda rows: to_json(self.model.predict(to_frame(rows, COLUMNS))),
+                self.capture,
+                SHADOW.max_queue_rows,
+                shadow_counters,
+                {"model_version": version},
+                name=f"v{version}",
+            )
+
+    @staticmethod
+    def _capture_writer(model: Any, labels: dict[str, str], counters: tuple[Any, Any]) -> CaptureWriter:
+        try:
+            raw = model.get_raw_model()
         except Exception:  # not every flavor has a raw model
             raw = None
         probabilities = None
@@ -105,7 +183,7 @@ class MlflowModelService:
 
         return CaptureWriter(
             CAPTURE,
-            LABELS,
+            labels,
             COLUMNS,
             lambda rows: to_frame(rows, COLUMNS),
             probabilities,
@@ -117,14 +195,66 @@ class MlflowModelService:
     def predict(self, rows: Rows) -> list[Any]:
         """Return one prediction per row, in order."""
         records = [r.model_dump() for r in cast("list[BaseModel]", rows)]
-        predictions = to_json(self.model.predict(to_frame(records, COLUMNS)))
-        if self.capture is not None:
-            self.capture.record([request_id_of(r) for r in rows], records, predictions)
+        ids = [request_id_of(r) for r in rows]
+        answered_at = time.time()
+        canary = canary_mask(SHADOW, ids, records) if self.champion_shadow is not None else None
+        if not canary or not any(canary):
+            predictions = to_json(self.model.predict(to_frame(records, COLUMNS)))
+            self.served.labels(model_version=self.versions["champion"]).inc(len(records))
+            if self.capture is not None:
+                self.capture.record(ids, records, predictions, captured_at=answered_at)
+            if self.shadow is not None:
+                self.shadow.submit(ids, records, answered_at)
+            return predictions
+        return self._predict_with_canary(ids, records, canary, answered_at)
+
+    def _predict_with_canary(
+        self, ids: list[str], records: list[dict[str, Any]], canary: list[bool], answered_at: float
+    ) -> list[Any]:
+        """Answer the canary rows with the challenger and the rest with the champion; each model
+        scores the other's rows in shadow."""
+        shadow, champion_shadow, capture = self.shadow, self.champion_shadow, self.capture
+        if shadow is None or champion_shadow is None or capture is None:
+            raise RuntimeError("a canary needs the shadow scorers and capture")
+        groups: dict[bool, list[int]] = {True: [], False: []}
+        for i, is_canary in enumerate(canary):
+            groups[is_canary].append(i)
+        predictions: list[Any] = [None] * len(records)
+        for is_canary, index in groups.items():
+            if not index:
+                continue
+            part_ids, part = [ids[i] for i in index], [records[i] for i in index]
+            answered = None
+            if is_canary:
+                try:
+                    answered = to_json(self.shadow_model.predict(to_frame(part, SHADOW_COLUMNS)))
+                except Exception as err:  # the champion answers instead
+                    logger.warning(
+                        "canary v%s raised, the champion answers: %s", self.versions["shadow"], err
+                    )
+                    self.canary_fallbacks.inc(len(part))
+            if answered is not None:
+                self.served.labels(model_version=self.versions["shadow"]).inc(len(part))
+                shadow.writer.record(part_ids, part, answered, captured_at=answered_at)
+                champion_shadow.submit(part_ids, part, answered_at)
+            else:
+                answered = to_json(self.model.predict(to_frame(part, COLUMNS)))
+                self.served.labels(model_version=self.versions["champion"]).inc(len(part))
+                capture.record(part_ids, part, answered, captured_at=answered_at)
+                shadow.submit(part_ids, part, answered_at)
+            for i, prediction in zip(index, answered, strict=True):
+                predictions[i] = prediction
         return predictions
 
     @bentoml.on_shutdown
     def flush_capture(self) -> None:
-        """Write every captured prediction still buffered (SIGTERM and every other graceful stop)."""
+        """Score what the shadows hold, then write every captured prediction still buffered (SIGTERM
+        and every other graceful stop)."""
+        for scorer in (self.shadow, self.champion_shadow):
+            if scorer is not None:
+                scorer.close()
+        if self.shadow is not None:
+            self.shadow.writer.close()
         if self.capture is not None:
             self.capture.close()
 
@@ -138,6 +268,16 @@ class MlflowModelService:
             "max_latency_ms": MAX_LATENCY_MS,
             "columns": COLUMNS,
             "capture": CAPTURE.to_dict(),
+            "shadow": (
+                {
+                    "model_tag": SHADOW_TAG,
+                    "labels": SHADOW_LABELS,
+                    "scoring": self.shadow is not None,
+                    **SHADOW.to_dict(),
+                }
+                if SHADOW_TAG
+                else None
+            ),
         }
 
 

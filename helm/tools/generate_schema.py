@@ -49,7 +49,15 @@ def comments(lines: list[str]) -> dict[tuple[str, ...], str]:
 
 
 def node(value: Any, path: tuple[str, ...], desc: dict[tuple[str, ...], str]) -> dict[str, Any]:
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }
     description = desc.get(path) or CHILD_NAMES.get(path[-1]) or f"Node label {path[-1]!r} and its value"
     out: dict[str, Any] = {"description": description, "type": kind[type(value)], "default": value}
     if isinstance(value, dict):
@@ -114,6 +122,10 @@ def constrain(props: dict[str, Any]) -> None:
     # The Deployment runs several replicas and surges one in a rollout: no ReadWriteOncePod.
     persistence["accessModes"]["items"]["enum"] = ["ReadWriteOnce", "ReadWriteMany"]
     persistence["accessModes"].update(minItems=1, uniqueItems=True)
+    # The bounds the Bento's ShadowConfig enforces; a null share keeps the Bento's packaged one.
+    shadow = props["modelserver"]["properties"]["shadow"]["properties"]
+    shadow["canaryShare"].update(type=["number", "null"], minimum=0, maximum=1)
+    shadow["maxQueueRows"]["minimum"] = 1
 
 
 def main() -> None:

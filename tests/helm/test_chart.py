@@ -527,3 +527,46 @@ def test_airflow_loads_the_capture_uri_the_model_server_writes_to(capture, uri):
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     env_from = yaml.safe_load(defaults["airflow"]["extraEnvFrom"])
     assert {"configMapRef": {"name": config_map["metadata"]["name"], "optional": True}} in env_from
+
+
+def shadow_env(container: dict) -> dict[str, str]:
+    return {
+        e["name"]: e["value"]
+        for e in container["env"]
+        if e["name"].startswith(("MLOPS_SHADOW_", "MLOPS_CANARY_"))
+    }
+
+
+def test_the_model_server_scores_a_shadow_and_keeps_the_packaged_canary_share_by_default(rendered):
+    _, container = model_server(rendered)
+    assert shadow_env(container) == {"MLOPS_SHADOW_ENABLED": "true", "MLOPS_SHADOW_MAX_QUEUE_ROWS": "10000"}
+
+
+def test_a_shadow_can_be_withdrawn_or_given_a_canary_share_without_a_rebuild():
+    from airflow_mlops_provider.serving.shadow import ENV, ShadowConfig
+
+    off = shadow_env(model_server(render_valid({"modelserver": {"shadow": {"enabled": False}}}))[1])
+    canary = shadow_env(model_server(render_valid({"modelserver": {"shadow": {"canaryShare": 0.05}}}))[1])
+    assert off["MLOPS_SHADOW_ENABLED"] == "false"
+    assert canary["MLOPS_CANARY_SHARE"] == "0.05"
+    # The names the chart sets are the ones the Bento reads, and their values parse.
+    assert set(off) | set(canary) <= set(ENV.values())
+    assert ShadowConfig().with_env(off).enabled is False
+    assert ShadowConfig().with_env(canary).canary_share == 0.05
+
+
+@pytest.mark.parametrize(
+    ("shadow", "message"),
+    [
+        pytest.param(
+            {"canaryShare": 1.5}, "'/modelserver/shadow/canaryShare': maximum", id="share-above-one"
+        ),
+        pytest.param({"maxQueueRows": 0}, "'/modelserver/shadow/maxQueueRows': minimum", id="empty-queue"),
+    ],
+)
+def test_a_shadow_setting_the_bento_would_refuse_is_refused_by_the_schema(shadow, message):
+    import helm_python
+
+    chart = helm_python.Chart.load(CHART)
+    with pytest.raises(helm_python.HelmValuesError, match=message):
+        chart.validate_schema({"modelserver": {"shadow": shadow}})

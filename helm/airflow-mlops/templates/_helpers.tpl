@@ -128,3 +128,13 @@ seccompProfile:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The shadow's settings: MLOPS_SHADOW_* overrides what the Bento was packaged with. */}}
+{{- define "airflow-mlops.modelserver.shadow.env" -}}
+{{- $s := .Values.modelserver.shadow -}}
+- {name: MLOPS_SHADOW_ENABLED, value: {{ $s.enabled | toString | quote }}}
+- {name: MLOPS_SHADOW_MAX_QUEUE_ROWS, value: {{ int64 $s.maxQueueRows | quote }}}
+{{- if not (kindIs "invalid" $s.canaryShare) }}
+- {name: MLOPS_CANARY_SHARE, value: {{ $s.canaryShare | toString | quote }}}
+{{- end }}
+{{- end -}}
