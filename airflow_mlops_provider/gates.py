@@ -10,6 +10,9 @@ A gate is fixed before the result is seen. :class:`PromotionGates` holds every k
 - :class:`LatencyBudget`: p50/p95 milliseconds of ``pyfunc.predict`` on a sample batch;
 - :class:`EvidenceRequirement`: the candidate run names its data-validation report and training-data
   profile, the files can be read, and the validation did not fail;
+- :class:`FairnessGate`: bounds on the disparities between the groups of sensitive columns
+  (demographic parity, equalized odds, a metric's gap between groups), computed with Fairlearn
+  (:mod:`airflow_mlops_provider.fairness`);
 - :class:`OnlineGate`: the challenger, served in shadow, beats the champion on the same live requests
   by a paired test, once enough of them are labelled (evaluated by
   :class:`~airflow_mlops_provider.operators.shadow.OnlineGateOperator`, not by the offline promotion).
@@ -26,7 +29,7 @@ import ast
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -459,6 +462,100 @@ class EvidenceRequirement:
         return self.validation_report or self.training_profile or self.validation_status
 
 
+@dataclass(frozen=True)
+class FairnessGate:
+    """Disparities between the groups of one or more sensitive columns, bounded up front.
+
+    The sensitive columns must be in the evaluation data; they need not be model features (pass
+    ``feature_columns`` to the promotion when they are not). Groups with fewer than
+    ``min_group_rows`` rows are reported, not gated, unless ``gate_small_groups``.
+
+    :param name: Used in gate names and messages.
+    :param sensitive: The sensitive columns; every combination of their values is a group.
+    :param max_demographic_parity_difference: Largest difference in selection rate (share predicted
+        positive) between two groups.
+    :param min_demographic_parity_ratio: Smallest ratio of the lowest to the highest selection rate.
+    :param max_equalized_odds_difference: Largest difference in true or false positive rate.
+    :param metrics: Gate metrics computed per group (reported; bounded by ``max_metric_difference``).
+    :param max_metric_difference: Largest difference of each of ``metrics`` between two groups.
+    :param min_group_rows: Groups smaller than this are reported but not gated.
+    :param gate_small_groups: Gate every group, however small.
+    """
+
+    name: str
+    sensitive: tuple[str, ...]
+    max_demographic_parity_difference: float | None = None
+    min_demographic_parity_ratio: float | None = None
+    max_equalized_odds_difference: float | None = None
+    metrics: tuple[str, ...] = ()
+    max_metric_difference: float | None = None
+    min_group_rows: int = 30
+    gate_small_groups: bool = False
+
+    #: The bounds on classification labels (``score >= 0.5``).
+    LABEL_BOUNDS = (
+        "max_demographic_parity_difference",
+        "min_demographic_parity_ratio",
+        "max_equalized_odds_difference",
+    )
+
+    def __post_init__(self) -> None:
+        where = f"fairness.{self.name}"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name or ""):
+            raise GateConfigError(f"fairness name {self.name!r}: use letters, digits, '_', '.' or '-'")
+        if not self.sensitive:
+            raise GateConfigError(f"{where}.sensitive: name at least one column")
+        for metric in self.metrics:
+            metric_spec(metric, f"{where}.metrics")
+        bounds = [*self.LABEL_BOUNDS, "max_metric_difference"]
+        if all(getattr(self, b) is None for b in bounds):
+            raise GateConfigError(f"{where}: set at least one of {bounds}")
+        if self.max_metric_difference is not None and not self.metrics:
+            raise GateConfigError(f"{where}.max_metric_difference: name the metrics it bounds")
+        for bound in bounds:
+            value = getattr(self, bound)
+            if value is not None and not 0 <= value <= 1 and bound != "max_metric_difference":
+                raise GateConfigError(f"{where}.{bound}: {value!r}, expected a number between 0 and 1")
+            if value is not None and value < 0:
+                raise GateConfigError(f"{where}.{bound}: {value!r}, expected >= 0")
+        if (
+            isinstance(self.min_group_rows, bool)
+            or not isinstance(self.min_group_rows, int)
+            or self.min_group_rows < 1
+        ):
+            raise GateConfigError(
+                f"{where}.min_group_rows: {self.min_group_rows!r}, expected a whole number >= 1"
+            )
+
+    @property
+    def labels_bounded(self) -> bool:
+        """Whether a bound reads classification labels (so the model must be a classifier)."""
+        return any(getattr(self, b) is not None for b in self.LABEL_BOUNDS)
+
+    @classmethod
+    def parse(cls, item: Any, where: str = "fairness") -> FairnessGate:
+        if isinstance(item, FairnessGate):
+            return item
+        keys = [f.name for f in fields(cls)]
+        _check_keys(item, keys, where)
+        for key in ("name", "sensitive"):
+            if key not in item:
+                raise GateConfigError(f"{where}: {dict(item)!r} has no {key!r}")
+        kwargs: dict[str, Any] = dict(item)
+        for key in ("sensitive", "metrics"):
+            value = kwargs.get(key, ())
+            kwargs[key] = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+        for key in (*cls.LABEL_BOUNDS, "max_metric_difference"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = _number(kwargs[key], f"{where}.{key}")
+        if not isinstance(kwargs.get("gate_small_groups", False), bool):
+            raise GateConfigError(
+                f"{where}.gate_small_groups: {kwargs['gate_small_groups']!r}; allowed: [true, false]"
+            )
+        kwargs["name"] = str(kwargs["name"])
+        return cls(**kwargs)
+
+
 #: Paired tests of :class:`OnlineGate`, and the metrics each suits (``bootstrap``: every metric).
 ONLINE_TESTS = {"mcnemar": ("accuracy",), "delong": ("roc_auc",), "bootstrap": tuple(METRICS)}
 
@@ -534,7 +631,7 @@ class OnlineGate:
         return cls(**kwargs)
 
 
-_TOP_KEYS = ("thresholds", "no_regression", "slices", "latency", "evidence", "online")
+_TOP_KEYS = ("thresholds", "no_regression", "slices", "latency", "evidence", "fairness", "online")
 
 
 def yaml_mapping(source: str | Path, what: str, keys: Sequence[str]) -> Mapping[str, Any]:
@@ -562,6 +659,7 @@ class PromotionGates:
     :param slices: Thresholds on named segments.
     :param latency: Prediction-latency budget, or ``None``.
     :param evidence: Required evidence on the candidate run.
+    :param fairness: Bounds on disparities between groups of sensitive columns.
     :param online: The paired comparison on live traffic, or ``None``.
     """
 
@@ -570,12 +668,16 @@ class PromotionGates:
     slices: tuple[SliceGate, ...] = ()
     latency: LatencyBudget | None = None
     evidence: EvidenceRequirement = field(default_factory=EvidenceRequirement)
+    fairness: tuple[FairnessGate, ...] = ()
     online: OnlineGate | None = None
 
     def __post_init__(self) -> None:
-        names = [s.name for s in self.slices]
-        if len(names) != len(set(names)):
-            raise GateConfigError(f"slices: names must be unique, got {names}")
+        for what, names in (
+            ("slices", [s.name for s in self.slices]),
+            ("fairness", [f.name for f in self.fairness]),
+        ):
+            if len(names) != len(set(names)):
+                raise GateConfigError(f"{what}: names must be unique, got {names}")
         tasks = {METRICS[m].task for m in self.metrics}
         if len(tasks) > 1:
             by_kind = {k: [m for m in self.metrics if METRICS[m].task == k] for k in sorted(tasks)}
@@ -583,9 +685,17 @@ class PromotionGates:
                 f"gates mix classification and regression metrics ({by_kind}); a model is one kind: "
                 f"{_known_metrics()}"
             )
-        if not (self.thresholds or self.no_regression or self.slices or self.latency or self.online):
+        if not (
+            self.thresholds
+            or self.no_regression
+            or self.slices
+            or self.latency
+            or self.fairness
+            or self.online
+        ):
             raise GateConfigError(
-                "no gates declared: give at least one of thresholds, no_regression, slices, latency or online"
+                "no gates declared: give at least one of thresholds, no_regression, slices, latency, "
+                "fairness or online"
             )
 
     @property
@@ -598,6 +708,7 @@ class PromotionGates:
         gates = [(f"thresholds: {t}", t.metric) for t in self.thresholds]
         gates += [(f"no_regression: {r.metric}", r.metric) for r in self.no_regression]
         gates += [(f"slices.{s.name}: {t}", t.metric) for s in self.slices for t in s.thresholds]
+        gates += [(f"fairness.{f.name}: {m}", m) for f in self.fairness for m in f.metrics]
         if self.online is not None:
             gates.append((f"online: {self.online.metric}", self.online.metric))
         return gates
@@ -614,6 +725,14 @@ class PromotionGates:
         :param source: Where the kind came from, for the message (``"the training run's tag"``).
         """
         check_model_kind(kind)
+        said = f" ({source})" if source else ""
+        for gate in self.fairness:
+            if kind == "regression" and gate.labels_bounded:
+                raise GateConfigError(
+                    f"fairness.{gate.name} bounds demographic parity or equalized odds, which judge "
+                    f"classification labels, but the model is a regression model{said}; bound "
+                    f"max_metric_difference of a regression metric instead"
+                )
         for declared, metric in self._metric_gates():
             task = METRICS[metric].task
             if task != kind:
@@ -649,6 +768,7 @@ class PromotionGates:
             slices=tuple(SliceGate.parse(s, f"slices[{i}]") for i, s in enumerate(items("slices"))),
             latency=LatencyBudget.parse(latency) if latency is not None else None,
             evidence=EvidenceRequirement.parse(data.get("evidence", True)),
+            fairness=tuple(FairnessGate.parse(f, f"fairness[{i}]") for i, f in enumerate(items("fairness"))),
             online=OnlineGate.parse(online) if online is not None else None,
         )
 
@@ -686,6 +806,10 @@ class PromotionGates:
             ],
             "latency": asdict(self.latency) if self.latency else None,
             "evidence": {**asdict(self.evidence), "failed_statuses": list(self.evidence.failed_statuses)},
+            "fairness": [
+                {**asdict(f), "sensitive": list(f.sensitive), "metrics": list(f.metrics)}
+                for f in self.fairness
+            ],
             "online": asdict(self.online) if self.online else None,
         }
 
@@ -797,6 +921,9 @@ def apply_gates(
                 )
             )
 
+    for f in gates.fairness:
+        results += _fairness_results(f, candidate.get("fairness", {}).get(f.name))
+
     if gates.latency is not None:
         budget = gates.latency
         measured = latency or {}
@@ -806,6 +933,43 @@ def apply_gates(
             if limit is not None:
                 results.append(bound_result(f"latency:{key}", measured.get(key), "<=", limit, detail))
     return results
+
+
+def _fairness_results(gate: FairnessGate, report: Mapping[str, Any] | None) -> list[GateResult]:
+    """One result per bound of ``gate``; a report that is missing or could not be computed fails."""
+    from airflow_mlops_provider.fairness import describe_groups
+
+    name = f"fairness:{gate.name}"
+    if not report or report.get("error"):
+        why = (report or {}).get("error") or "no fairness figures were computed"
+        return [GateResult(name, "failed", None, f"groups of {list(gate.sensitive)}", why)]
+    bounds: list[tuple[str, float | None, Operator, float, str]] = []
+    label_bounds: tuple[tuple[str, Operator, str], ...] = (
+        ("max_demographic_parity_difference", "<=", "selection_rate"),
+        ("min_demographic_parity_ratio", ">=", "selection_rate"),
+        ("max_equalized_odds_difference", "<=", "true_positive_rate"),
+    )
+    for key, op, rate in label_bounds:
+        limit = getattr(gate, key)
+        if limit is not None:
+            figure = key.split("_", 1)[1]
+            bounds.append((figure, report.get(figure), op, limit, f"{rate}: {describe_groups(report, rate)}"))
+    if gate.max_metric_difference is not None:
+        for metric in gate.metrics:
+            observed = (report.get("metric_differences") or {}).get(metric)
+            bounds.append(
+                (
+                    f"{metric}_difference",
+                    observed,
+                    "<=",
+                    gate.max_metric_difference,
+                    describe_groups(report, metric),
+                )
+            )
+    return [
+        bound_result(f"{name}:{figure}", observed, op, limit, detail)
+        for figure, observed, op, limit, detail in bounds
+    ]
 
 
 def scores_from_output(output: Any) -> Any:
@@ -913,4 +1077,8 @@ def evaluate_frame(
             compute_metrics(y[mask], scores[mask], [t.metric for t in s.thresholds], kind) if rows else {}
         )
         report["slices"][s.name] = {"rows": rows, "metrics": metrics, "error": None}
+    if gates.fairness:
+        from airflow_mlops_provider.fairness import fairness_report
+
+        report["fairness"] = {f.name: fairness_report(f, frame, y, scores, kind) for f in gates.fairness}
     return report

@@ -90,6 +90,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_mlops_provider.links.mlflow.MlflowRunLink",
             "airflow_mlops_provider.links.mlflow.MlflowModelVersionLink",
+            "airflow_mlops_provider.links.mlflow.ModelCardLink",
         ],
         "connection-types": [
             {

@@ -65,7 +65,9 @@ TAG_BENTO_CAPTURE_URI = "mlops.bento.capture_uri"
 TAG_SHADOW_BENTO_TAG = "mlops.shadow.bento_tag"
 TAG_SHADOW_ARCHIVE_URI = "mlops.shadow.archive_uri"
 TAG_SHADOW_CHAMPION_VERSION = "mlops.shadow.champion_version"
-#: When the shadow Bento was first built: the online gate reads the shadow's captures from then on.
+TAG_SHADOW_SMOKE_TEST = "mlops.shadow.smoke_test"
+#: When the shadow Bento was first built (again after a shadow that ended): the online gate reads the
+#: shadow's captures from then on.
 TAG_SHADOW_SINCE = "mlops.shadow.since"
 #: When, and why, the version left the shadow (withdrawn, or promoted).
 TAG_SHADOW_ENDED_AT = "mlops.shadow.ended_at"

@@ -66,6 +66,8 @@ TAG_REASONS = "mlops.promotion.reasons"
 TAG_GATES = "mlops.promotion.gates"
 TAG_METRICS = "mlops.promotion.metrics"
 TAG_CHAMPION_METRICS = "mlops.promotion.champion_metrics"
+#: The candidate's per-group figures and disparities, per fairness gate (JSON).
+TAG_FAIRNESS = "mlops.promotion.fairness"
 TAG_EVALUATED_AGAINST = "mlops.promotion.evaluated_against_version"
 TAG_PREVIOUS_CHAMPION = "mlops.promotion.previous_champion_version"
 TAG_PROMOTED_BY = "mlops.promotion.promoted_by"
@@ -863,6 +865,7 @@ def record_decision(
         or None,
         TAG_METRICS: (decision.get("metrics") or {}).get("candidate"),
         TAG_CHAMPION_METRICS: (decision.get("metrics") or {}).get("champion"),
+        TAG_FAIRNESS: (decision.get("metrics") or {}).get("fairness") or None,
         TAG_EVALUATED_AGAINST: decision.get("evaluated_against_version") or "none",
         TAG_REASONS: "; ".join(decision.get("reasons", [])) or None,
         lineage.TAG_EVAL_DATA_URI: decision.get("eval_data_uri"),
@@ -873,3 +876,12 @@ def record_decision(
     }
     set_version_tags(client, name, version, tags)
     client.update_model_version(name, version, description=describe_decision(decision)[:20000])
+    from airflow_mlops_provider.model_card import write_card
+
+    try:
+        write_card(client, name, version, decision)
+    except Exception as err:
+        if is_unreachable(err):
+            raise
+        # The decision stands and is recorded; a card that cannot be written is said, loudly.
+        logging.getLogger(__name__).error("Could not write the model card of %s v%s: %s", name, version, err)

@@ -4,7 +4,7 @@ Needs: the ``mlflow_default`` connection, evaluation data the worker can read, a
 serving (promote the first model with ``model_promotion``), and the labels of served requests arriving
 at ``labels_uri`` (``request_id``, ``label``, ``labeled_at``; docs/monitoring.md). The shadow Bento this
 DAG packages is ``<model>:v<champion>-shadow-v<challenger>``, tagged on the challenger's version as
-``mlops.shadow.bento_tag``: deploy it (``helm upgrade --set modelserver.bento=…``, or a GitOps
+``mlops.shadow.bento_tag``: deploy it (``helm upgrade --set modelserver.image.tag=…``, or a GitOps
 controller watching that tag) for the online gate to see traffic. Trigger it with conf such as
 ``{"candidate": "<run id>", "registered_model_name": "churn", "eval_data_uri": "/data/churn/eval.parquet",
 "labels_uri": "/data/churn/outcomes/"}``.

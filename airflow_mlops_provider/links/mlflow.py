@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 XCOM_RUN_URL = "mlflow_run_url"
 XCOM_MODEL_VERSION_URL = "mlflow_model_version_url"
+XCOM_MODEL_CARD_URL = "mlops_model_card_url"
 
 
 def _ui_base(tracking_uri: str) -> str | None:
@@ -37,6 +38,12 @@ def model_version_url(tracking_uri: str, name: str, version: str) -> str | None:
     if not base:
         return None
     return f"{base}/#/models/{urllib.parse.quote(name, safe='')}/versions/{version}"
+
+
+def model_card_url(tracking_uri: str, experiment_id: str, run_id: str, version: str) -> str | None:
+    """Return the MLflow UI URL of a version's model card (an artifact of its run), or ``None``."""
+    run = run_url(tracking_uri, experiment_id, run_id)
+    return f"{run}/artifacts/model_card/v{version}/model_card.html" if run else None
 
 
 def _xcom(ti_key: TaskInstanceKey, key: str) -> Any:
@@ -76,3 +83,12 @@ class MlflowModelVersionLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return str(_xcom(ti_key, XCOM_MODEL_VERSION_URL))
+
+
+class ModelCardLink(BaseOperatorLink):
+    """Link to the model card of the version the task decided on (an artifact of its MLflow run)."""
+
+    name = "Model Card"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return str(_xcom(ti_key, XCOM_MODEL_CARD_URL))

@@ -15,7 +15,9 @@ far fewer labels. The tests:
 
 Each gives the effect (positive: the challenger is better, in the metric's direction), a one-sided
 p-value of "not better than ``min_effect``", and a two-sided ``1 - 2 * alpha`` interval of the
-effect, whose lower end clears ``min_effect`` when the test passes.
+effect. The decision is the test's; the interval describes the effect (for DeLong and the bootstrap
+its lower end clears ``min_effect`` when the test passes; McNemar's interval is the normal
+approximation's, and with few discordant pairs may disagree with the exact test).
 """
 
 from __future__ import annotations

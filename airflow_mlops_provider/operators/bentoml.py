@@ -258,6 +258,32 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             LABEL_DATA_FINGERPRINT: fingerprint or "unknown",
         }
 
+    def model_card_files(self, mv: ModelVersion) -> dict[str, str]:
+        """Return the version's model card (file name -> text) to bake into the Bento; ``{}`` without one.
+
+        A card that is tagged but cannot be fetched fails the packaging: the Bento would serve
+        ``/model_card`` without it.
+        """
+        from airflow_mlops_provider.model_card import HTML_FILE, MARKDOWN_FILE, TAG_MODEL_CARD_URI
+
+        uri = (mv.tags or {}).get(TAG_MODEL_CARD_URI)
+        if not uri:
+            self.log.warning("%s v%s has no model card: the Bento serves none", mv.name, mv.version)
+            return {}
+        run_id, _, directory = uri.removeprefix("runs:/").partition("/")
+        client = self.mlflow_hook.get_client()
+        out = {}
+        with tempfile.TemporaryDirectory(prefix="model-card-") as tmp:
+            for file_name in (HTML_FILE, MARKDOWN_FILE):
+                try:
+                    local = client.download_artifacts(run_id, f"{directory}/{file_name}", tmp)
+                    out[file_name] = Path(local).read_text()
+                except Exception as err:
+                    raise PackagingError(
+                        f"the model card of {mv.name} v{mv.version} at {uri} cannot be read: {err}"
+                    ) from None
+        return out
+
     def capture_config(self, columns: list[dict[str, Any]]) -> CaptureConfig:
         """Return the Bento's capture settings, checked against the model's input columns."""
         from airflow_mlops_provider.hooks.mlflow import mlops_home
@@ -292,6 +318,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             )
             check_compatible(columns, shadow_columns)
             config.check_columns([c["name"] for c in columns])
+            if config.max_queue_rows < self.max_batch_size:
+                raise CaptureConfigError(
+                    f"shadow max_queue_rows={config.max_queue_rows} is below max_batch_size="
+                    f"{self.max_batch_size}: a full batch could never wait for the shadow"
+                )
         except CaptureConfigError as err:
             raise PackagingError(str(err)) from None
         return config
@@ -322,6 +353,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         shadow_mv = self.resolve_shadow(client, mv)
         shadow: dict[str, Any] | None = None
         if shadow_mv is not None:
+            if not capture.enabled:
+                raise PackagingError(
+                    f"a shadow (v{shadow_mv.version}) with capture off would be scored for nothing: its "
+                    f"predictions are only ever captured; package it with capture on"
+                )
             shadow_uri = f"models:/{shadow_mv.name}/{shadow_mv.version}"
             settings = self.shadow_config(columns, self.check_servable(shadow_uri))
             shadow = {
@@ -344,7 +380,8 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 shadow["bento_model"] = self._import_model(
                     shadow["tag"], shadow["model_uri"], shadow["labels"], created
                 )
-            bento = self._build_bento(tag, bento_model, labels, capture, created, shadow)
+            card = self.model_card_files(mv)
+            bento = self._build_bento(tag, bento_model, labels, capture, created, shadow, card)
             if self.smoke_test:
                 smoke = self.run_smoke_test(tag, model_uri, bento_model, columns, shadow)
             else:
@@ -374,13 +411,21 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 lineage.TAG_SHADOW_BENTO_TAG: tag,
                 lineage.TAG_SHADOW_ARCHIVE_URI: archive_uri,
                 lineage.TAG_SHADOW_CHAMPION_VERSION: str(mv.version),
+                lineage.TAG_SHADOW_SMOKE_TEST: smoke["status"],
             }
-            if shadow_mv.tags.get(lineage.TAG_SHADOW_BENTO_TAG) != tag or not shadow_mv.tags.get(
-                lineage.TAG_SHADOW_SINCE
+            ended = shadow_mv.tags.get(lineage.TAG_SHADOW_ENDED_AT)
+            if (
+                shadow_mv.tags.get(lineage.TAG_SHADOW_BENTO_TAG) != tag
+                or not shadow_mv.tags.get(lineage.TAG_SHADOW_SINCE)
+                or ended
             ):
+                # A new shadow (or the same one again after it ended): its traffic starts now.
                 from airflow_mlops_provider.promotion import utcnow_iso
 
                 tags[lineage.TAG_SHADOW_SINCE] = utcnow_iso()
+                for key in (lineage.TAG_SHADOW_ENDED_AT, lineage.TAG_SHADOW_OUTCOME):
+                    if key in shadow_mv.tags:
+                        client.delete_model_version_tag(shadow_mv.name, str(shadow_mv.version), key)
             tagged = shadow_mv
         if capture.enabled and capture.uri:
             tags[lineage.TAG_BENTO_CAPTURE_URI] = capture.uri
@@ -468,6 +513,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         capture: CaptureConfig,
         created: list[tuple[str, str]],
         shadow: Mapping[str, Any] | None = None,
+        card: Mapping[str, str] | None = None,
     ) -> Any:
         import bentoml
 
@@ -512,11 +558,13 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                     "labels": shadow["labels"],
                     "settings": shadow["settings"],
                 }
+            for file_name, text in (card or {}).items():
+                Path(ctx, file_name).write_text(text)
             Path(ctx, "bento_config.json").write_text(json.dumps(config, indent=2))
-            # The model's own pinned requirements, plus what the service itself imports. Not locked:
+            # The models' own pinned requirements, plus what the service itself imports. Not locked:
             # locking resolves against a package index, which a worker may not reach.
-            requirements = Path(bento_model.path_of("mlflow_model"), "requirements.txt")
-            lines = requirements.read_text().splitlines() if requirements.exists() else []
+            models = [bento_model, *([shadow["bento_model"]] if shadow is not None else [])]
+            lines = merged_requirements([Path(m.path_of("mlflow_model"), "requirements.txt") for m in models])
             Path(ctx, "requirements.txt").write_text("\n".join([*lines, *SERVICE_REQUIREMENTS]) + "\n")
             python = {"requirements_txt": "requirements.txt", "lock_packages": False}
             self.log.info("Building Bento %s", tag)
@@ -529,7 +577,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                     name=name,
                     version=version,
                     build_ctx=ctx,
-                    include=[f"{SERVING_PACKAGE}/*.py", "bento_config.json"],
+                    include=[f"{SERVING_PACKAGE}/*.py", "bento_config.json", *(card or {})],
                     labels=labels,
                     description=f"MLflow model {labels[LABEL_MODEL_NAME]} version {labels[LABEL_MODEL_VERSION]}"
                     + (f", v{shadow['labels'][LABEL_MODEL_VERSION]} in shadow" if shadow else ""),
@@ -628,6 +676,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             CAPTURE_ENV["enabled"]: "false",
             SHADOW_ENV["canary_share"]: "0",
         }
+        if shadow is not None:
+            # A shadow is only loaded and scored where capture is on: capture the smoke test's traffic
+            # to a throwaway directory, so that the served Bento scores the shadow as it will in service.
+            env[CAPTURE_ENV["enabled"]] = "true"
+            env[CAPTURE_ENV["uri"]] = str(log_path.parent / "capture")
         self._server = start_process("bentoml-smoke", command, env, log_path)
         try:
             try:
@@ -640,6 +693,8 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 actual.extend(
                     post_json(f"{url}/predict", {"rows": records[start : start + self.max_batch_size]})
                 )
+            if shadow is not None:
+                self._check_shadow_scored(url, tag, len(records), log_path)
         finally:
             self._server.stop()
             self._server = None
@@ -653,6 +708,35 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             )
         self.log.info("Smoke test passed: %d rows agree (ready in %.1fs)", len(records), ready_s)
         return {"status": "passed", "rows": len(records), "ready_s": round(ready_s, 1)}
+
+    def _check_shadow_scored(
+        self, url: str, tag: str, rows: int, log_path: Path, wait_s: float = 30.0
+    ) -> None:
+        """Require the served Bento to have loaded its shadow and scored every smoke-test row."""
+
+        def log_tail() -> str:
+            lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+            shadow_lines = [line for line in lines if "shadow" in line.lower() or "Error" in line]
+            return "\n".join((shadow_lines or lines)[-15:])
+
+        info = post_json(f"{url}/model_info", {})
+        if not (info.get("shadow") or {}).get("scoring"):
+            raise PackagingError(
+                f"smoke test: the Bento {tag} serves without its shadow (it did not load in the server): "
+                f"{info.get('shadow')}; the server's log:\n{log_tail()}"
+            )
+        deadline = time.monotonic() + wait_s
+        while True:
+            scored = _metric_sum(url, "mlops_shadow_scored_rows_total")
+            failed = _metric_sum(url, "mlops_shadow_dropped_rows_total")
+            if scored >= rows:
+                return
+            if failed or time.monotonic() > deadline:
+                raise PackagingError(
+                    f"smoke test: the Bento {tag}'s shadow scored {scored:.0f} of {rows} rows and dropped "
+                    f"{failed:.0f} (it raises in the server, or is too slow); the server's log:\n{log_tail()}"
+                )
+            time.sleep(0.2)
 
     # -- export ----------------------------------------------------------------------------------
 
@@ -714,6 +798,44 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 self.log.warning("Could not stop the smoke-test server: %s", err)
 
 
+def _requirement_key(line: str) -> tuple[str, str]:
+    """A requirement's package name (normalised) and its environment marker (``python_version < "3.11"``)."""
+    requirement, _, marker = line.partition(";")
+    name = re.split(r"[<>=!~\[\s@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return name, " ".join(marker.split())
+
+
+def _requirement_pin(line: str) -> str:
+    """What a requirement says of its version (``==1.7.2``); empty for a bare name."""
+    requirement = line.partition(";")[0].strip()
+    return requirement[len(_requirement_key(line)[0]) :].strip()
+
+
+def merged_requirements(files: Sequence[Path]) -> list[str]:
+    """Return the requirement lines of every file, each once, refusing one package pinned two ways.
+
+    A Bento with a shadow installs both models' requirements. A package (under the same environment
+    marker) pinned two different ways cannot hold for both, and the shadow would then not load
+    where the Bento is served; a bare name is satisfied by the other file's pin.
+    """
+    seen: dict[tuple[str, str], str] = {}
+    for path in files:
+        for raw in path.read_text().splitlines() if path.exists() else []:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key = _requirement_key(line)
+            before = seen.get(key)
+            if before is None or not _requirement_pin(before):
+                seen[key] = line  # first seen, or a bare name that this line pins
+            elif _requirement_pin(line) and _requirement_pin(line) != _requirement_pin(before):
+                raise PackagingError(
+                    f"the models' requirements disagree on {key[0]!r}: {before!r} and {line!r}; log both "
+                    f"models with the same pin to serve them in one Bento"
+                )
+    return list(seen.values())
+
+
 def _built_capture(bento: Any) -> dict[str, Any] | None:
     """Return the capture settings a built Bento carries (``None`` when it predates capture)."""
     try:
@@ -727,6 +849,17 @@ def _built_capture(bento: Any) -> dict[str, Any] | None:
 def _forget_modules(package: str) -> None:
     for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
         del sys.modules[module]
+
+
+def _metric_sum(url: str, name: str) -> float:
+    """The sum of every sample of ``name`` in the server's ``/metrics``."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.split("{", 1)[0].split(" ", 1)[0] == name:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def post_json(url: str, body: Any, timeout: float = 60) -> Any:

@@ -35,6 +35,7 @@ from airflow_mlops_provider.links.mlflow import (
     XCOM_RUN_URL,
     MlflowModelVersionLink,
     MlflowRunLink,
+    ModelCardLink,
     model_version_url,
     run_url,
 )
@@ -115,7 +116,7 @@ def _literal_gates(gates: Any) -> PromotionGates | None:
 class _RegistryOperator(MlflowHookMixin, BaseOperator):
     """Shared plumbing: the hook, the lease settings, links and the commit under the lease."""
 
-    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink(), ModelCardLink())
     lease: LeaseSettings | None
 
     def _lease_settings(self) -> LeaseSettings:
@@ -140,6 +141,15 @@ class _RegistryOperator(MlflowHookMixin, BaseOperator):
         name, version = decision["registered_model_name"], str(decision["version"])
         expected = decision.get("evaluated_against_version")
         uri = self.mlflow_hook.tracking_uri
+        online = (decision.get("gate_config") or {}).get("online")
+        if online and (decision.get("online") or {}).get("outcome") != "promote":
+            # Gates that declare an online gate are not passed until it has judged the challenger.
+            raise PromotionRejected(
+                f"{name} v{version} not promoted: its gates declare an online gate ({online.get('metric')}), "
+                f"which has not judged it; evaluate with commit=False and judge it with OnlineGateOperator "
+                f"(shadow_promotion), then commit that task's decision",
+                decision,
+            )
         try:
             with (
                 p.translate_unreachable(uri, f"promoting {name} v{version}"),
@@ -207,8 +217,11 @@ class _RegistryOperator(MlflowHookMixin, BaseOperator):
 
 
 def record_promotion_step(op: MlflowHookMixin, context: Context, decision: Mapping[str, Any]) -> None:
-    """Record ``decision`` as the ``promotion`` step of this DAG run's decision log."""
+    """Record ``decision`` as the ``promotion`` step of this DAG run's decision log, and link the
+    task to the version's model card."""
     from airflow_mlops_provider.decisions import promotion_step
+
+    _push_model_card_link(op, context, decision)
 
     gate_metrics = [
         g["gate"].split(":", 1)[1]
@@ -221,6 +234,27 @@ def record_promotion_step(op: MlflowHookMixin, context: Context, decision: Mappi
         "promotion",
         promotion_step(decision, list(dict.fromkeys(gate_metrics))),
     )
+
+
+def _push_model_card_link(op: MlflowHookMixin, context: Context, decision: Mapping[str, Any]) -> None:
+    """Push the MLflow UI URL of the version's model card for :class:`ModelCardLink` (never fails)."""
+    from airflow_mlops_provider.links.mlflow import XCOM_MODEL_CARD_URL, model_card_url
+    from airflow_mlops_provider.model_card import TAG_MODEL_CARD_URI
+
+    name, version = decision.get("registered_model_name"), decision.get("version")
+    if not name or not version:
+        return
+    try:
+        client = op.mlflow_hook.get_client()
+        mv = client.get_model_version(name, str(version))
+        card = (mv.tags or {}).get(TAG_MODEL_CARD_URI)
+        if card and mv.run_id:
+            run = client.get_run(mv.run_id)
+            url = model_card_url(op.mlflow_hook.tracking_uri, run.info.experiment_id, mv.run_id, str(version))
+            if url:
+                context["ti"].xcom_push(key=XCOM_MODEL_CARD_URL, value=url)
+    except Exception as err:
+        op.log.warning("No model card link for %s v%s: %s", name, version, err)  # type: ignore[attr-defined]
 
 
 def record_decision_quietly(
@@ -275,6 +309,8 @@ class ModelPromotionOperator(_RegistryOperator):
         its XCom) or ``return`` (the task succeeds and returns the ``rejected`` decision).
     :param drift_summary: Drift summary to record and show approvers, e.g. a drift task's XCom
         (templated).
+    :param model_card: What only people know, for the version's model card: ``intended_use``,
+        ``limitations``, ``owner`` (templated).
     :param model_artifact_path: Name of the logged model inside the run, for a bare run id.
     :param registration_timeout: Seconds to wait for the new version to be READY.
     :param lease: Timing of the per-model promotion lease.
@@ -287,8 +323,14 @@ class ModelPromotionOperator(_RegistryOperator):
         "eval_data_uri",
         "gates",
         "drift_summary",
+        "model_card",
     )
-    template_fields_renderers = {"candidate": "json", "gates": "yaml", "drift_summary": "json"}
+    template_fields_renderers = {
+        "candidate": "json",
+        "gates": "yaml",
+        "drift_summary": "json",
+        "model_card": "json",
+    }
 
     def __init__(
         self,
@@ -303,6 +345,7 @@ class ModelPromotionOperator(_RegistryOperator):
         commit: bool = True,
         on_reject: OnReject = "fail",
         drift_summary: Any = None,
+        model_card: Mapping[str, str] | None = None,
         model_artifact_path: str = "model",
         registration_timeout: float = 300.0,
         lease: LeaseSettings | None = None,
@@ -320,13 +363,22 @@ class ModelPromotionOperator(_RegistryOperator):
         self.commit = commit
         self.on_reject = on_reject
         self.drift_summary = drift_summary
+        self.model_card = model_card
         self.model_artifact_path = model_artifact_path
         self.registration_timeout = registration_timeout
         self.lease = lease
         self.mlflow_conn_id = mlflow_conn_id
         # Mistakes visible in the DAG file fail its import, before anything runs.
         _check_on_reject(on_reject)
+        from airflow_mlops_provider.model_card import check_human_fields
+
+        check_human_fields(model_card)
         literal = _literal_gates(gates)
+        if literal is not None and literal.online is not None and commit:
+            raise GateConfigError(
+                "gates declare an online gate, which only live traffic can judge: evaluate with "
+                "commit=False and judge the challenger with OnlineGateOperator (shadow_promotion)"
+            )
         if model_kind is not None:
             from airflow_mlops_provider.gates import check_model_kind
 
@@ -384,6 +436,7 @@ class ModelPromotionOperator(_RegistryOperator):
             "eval_data_uri": self.eval_data_uri,
             "gate_config": gates.to_dict(),
             "drift_summary": self.drift_summary,
+            "model_card": dict(self.model_card or {}),
             **_run_info(context),
         }
         if champion == version:
@@ -506,6 +559,7 @@ class ModelPromotionOperator(_RegistryOperator):
                 else None
             ),
             "latency": latency,
+            "fairness": cand_report.get("fairness"),
             "rows": cand_report["rows"],
         }
         return results, metrics, fingerprint
@@ -575,7 +629,17 @@ def approval_outcome(event: Mapping[str, Any]) -> dict[str, Any]:
         by = user.get("name") or user.get("id")
     elif user is not None:
         by = str(user)
-    return {"decision": outcome, "by": by, "at": at.isoformat() if hasattr(at, "isoformat") else at}
+    comment = (
+        (event.get("params_input") or {}).get("comment")
+        if isinstance(event.get("params_input"), Mapping)
+        else None
+    )
+    return {
+        "decision": outcome,
+        "by": by,
+        "at": at.isoformat() if hasattr(at, "isoformat") else at,
+        "comment": comment or None,
+    }
 
 
 class ModelApprovalOperator(MlflowHookMixin, ApprovalOperator):
@@ -877,6 +941,11 @@ def gated_promotion(
     """
     from airflow.sdk import TaskGroup
 
+    literal = _literal_gates(gates)
+    if literal is not None and literal.online is not None:
+        raise GateConfigError(
+            "gates declare an online gate: build the flow with shadow_promotion, which judges it on live traffic"
+        )
     with TaskGroup(group_id=group_id) as group:
         evaluate = ModelPromotionOperator(
             task_id="evaluate",

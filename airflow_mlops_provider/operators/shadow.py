@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.links.mlflow import MlflowModelVersionLink, ModelCardLink
 from airflow_mlops_provider.operators.registry import (
     ModelPromotionCommitOperator,
     ModelPromotionOperator,
     OnReject,
     _check_on_reject,
+    _owner,
     _refuse,
     _RegistryOperator,
     _run_info,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from airflow_mlops_provider.gates import PromotionGates
+    from airflow_mlops_provider.promotion import LeaseSettings
 
 #: Model-version tag: the online comparison's evidence (JSON).
 TAG_ONLINE_EVIDENCE = "mlops.promotion.online"
@@ -88,6 +91,7 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
     )
     template_fields_renderers = {"gates": "yaml"}
     ui_color = "#fdf3e1"
+    operator_extra_links = (MlflowModelVersionLink(), ModelCardLink())
 
     def __init__(
         self,
@@ -107,8 +111,8 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 3600)
-        # The gate's max_wait_hours decides; the sensor's own timeout only bounds a gate that never ends.
-        kwargs.setdefault("timeout", timedelta(days=60).total_seconds())
+        # The gate's max_wait_hours decides; execute() sets the sensor's own timeout a day beyond it.
+        kwargs.setdefault("timeout", timedelta(days=1).total_seconds())
         super().__init__(**kwargs)
         self.registered_model_name = registered_model_name
         self.labels_uri = labels_uri
@@ -151,6 +155,15 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
             "decision": "awaiting_approval",
             **_run_info(context),
         }
+
+    def execute(self, context: Context) -> Any:
+        from airflow_mlops_provider.gates import PromotionGates
+
+        online = PromotionGates.coerce(self.gates).online
+        if online is not None:
+            # The gate decides (insufficient) at max_wait_hours; the sensor's own timeout only a day later.
+            self.timeout = max(float(self.timeout), online.max_wait_hours * 3600 + 86400)
+        return super().execute(context)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         from airflow_mlops_provider import lineage
@@ -245,6 +258,7 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
         self.log.info("%s v%s online gate: %s (%s)", name, version, outcome, evidence["reason"])
         decision = {
             **decision,
+            **_run_info(context),
             "gates": [*(decision.get("gates") or []), result.to_dict()],
             "online": evidence,
             "decided_at": p.utcnow_iso(),
@@ -270,15 +284,18 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
 class ShadowWithdrawOperator(_RegistryOperator):
     """End a challenger's shadow: unless it is now the champion, it is withdrawn and the champion stays.
 
-    Runs last in the shadow flow, whatever happened before it (``trigger_rule="none_failed"`` in
-    :func:`shadow_promotion`): a challenger that was promoted is tagged ``promoted``; any other is
-    tagged ``withdrawn`` and loses the ``challenger`` alias (if the alias still points at it), so the
-    next packaging of the champion serves it alone. Serving a champion-only Bento (or setting
+    Runs last in the shadow flow, whatever happened before it, failures included
+    (``trigger_rule="all_done"`` in :func:`shadow_promotion`): a challenger that was promoted is
+    tagged ``promoted``; any other is tagged ``withdrawn`` and loses the ``challenger`` alias (if the
+    alias still points at it; read and removed under the promotion lease), so the next packaging of
+    the champion serves it alone. Only the version named by ``version_task_id``'s decision is
+    touched; without one, nothing is. Deploying a champion-only Bento (or setting
     ``MLOPS_SHADOW_ENABLED=false`` where the shadow Bento runs) ends the scoring itself.
 
     :param registered_model_name: The registered model (templated).
-    :param version_task_id: A task whose XCom decision names the challenger (``version``): the online
-        gate or the evaluation.
+    :param version_task_id: A task whose XCom decision names the challenger (``version``): the
+        evaluation.
+    :param lease: Timing of the per-model promotion lease.
     :param mlflow_conn_id: The ``mlflow`` connection.
     """
 
@@ -289,14 +306,15 @@ class ShadowWithdrawOperator(_RegistryOperator):
         *,
         registered_model_name: str,
         version_task_id: str,
+        lease: LeaseSettings | None = None,
         mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.registered_model_name = registered_model_name
         self.version_task_id = version_task_id
+        self.lease = lease
         self.mlflow_conn_id = mlflow_conn_id
-        self.lease = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops_provider import lineage
@@ -304,20 +322,25 @@ class ShadowWithdrawOperator(_RegistryOperator):
 
         name = self.registered_model_name
         decision = context["ti"].xcom_pull(task_ids=self.version_task_id)
+        # Only the version this run put in shadow: never another run's challenger.
+        version = (
+            str(decision["version"]) if isinstance(decision, Mapping) and decision.get("version") else None
+        )
+        if version is None:
+            self.log.info("Task %r named no challenger: nothing to withdraw", self.version_task_id)
+            return {"registered_model_name": name, "version": None, "outcome": "none"}
         client = self.mlflow_hook.get_client()
-        with p.translate_unreachable(self.mlflow_hook.tracking_uri, f"ending the shadow of {name}"):
+        uri = self.mlflow_hook.tracking_uri
+        with (
+            p.translate_unreachable(uri, f"ending the shadow of {name} v{version}"),
+            # The alias is read and removed under the promotion lease: a concurrent promotion that
+            # points `challenger` at its own candidate in between keeps it.
+            p.RegistryLease(client, name, _owner(context), self._lease_settings(), self.log) as lease,
+        ):
             aliases = p.read_state(client, name).aliases
-            version = (
-                str(decision["version"])
-                if isinstance(decision, Mapping) and decision.get("version")
-                else None
-            )
-            version = version or aliases.get(p.CHALLENGER)
-            if version is None:
-                self.log.info("%s has no challenger in shadow: nothing to withdraw", name)
-                return {"registered_model_name": name, "version": None, "outcome": "none"}
             promoted = aliases.get(p.CHAMPION) == version
             if not promoted and aliases.get(p.CHALLENGER) == version:
+                lease.check()
                 client.delete_registered_model_alias(name, p.CHALLENGER)
             outcome = "promoted" if promoted else "withdrawn"
             p.set_version_tags(
@@ -354,13 +377,14 @@ def shadow_promotion(
     mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
     **promotion_kwargs: Any,
 ) -> TaskGroup:
-    """Build ``evaluate >> shadow >> online_gate >> [approve >> commit] >> withdraw >> package``.
+    """Build ``evaluate >> package_shadow >> online_gate >> [approve >>] commit >> withdraw >> package``.
 
-    ``evaluate`` applies the offline gates and sets the ``challenger`` alias; ``shadow`` packages the
-    champion with the challenger in shadow (``shadow`` settings, e.g. ``{"canary_share": 0.05}``);
-    ``online_gate`` waits for labelled shadow traffic and judges it; a refusal anywhere skips what
-    follows, ``withdraw`` ends the shadow and ``package`` packages the champion (the new one, or the
-    old one again) alone. Call inside a DAG context. Extra keyword arguments go to
+    ``evaluate`` applies the offline gates and sets the ``challenger`` alias; ``package_shadow``
+    packages the champion it was evaluated against with it in shadow (``shadow`` settings, e.g.
+    ``{"canary_share": 0.05}``); ``online_gate`` waits for labelled shadow traffic and judges it; a
+    refusal anywhere skips what follows. ``withdraw`` runs in every case, failures included, and ends
+    the shadow; ``package`` packages the champion (the new one, or the old one again) alone, unless
+    something failed, in which case it is ``upstream_failed`` and the DAG run fails. Call inside a DAG context. Extra keyword arguments go to
     :class:`ModelPromotionOperator`; ``package_kwargs`` to both ``BentoPackageOperator`` tasks.
     """
     from airflow.sdk import TaskGroup
@@ -381,11 +405,12 @@ def shadow_promotion(
             mlflow_conn_id=mlflow_conn_id,
             **promotion_kwargs,
         )
+        # The versions this run evaluated, not whatever the aliases say by the time it packages.
         package_shadow = BentoPackageOperator(
             task_id="package_shadow",
             model_name=registered_model_name,
-            alias="champion",
-            shadow_alias="challenger",
+            version=f"{{{{ ti.xcom_pull(task_ids='{evaluate.task_id}')['evaluated_against_version'] }}}}",
+            shadow_version=f"{{{{ ti.xcom_pull(task_ids='{evaluate.task_id}')['version'] }}}}",
             shadow=dict(shadow or {}),
             mlflow_conn_id=mlflow_conn_id,
             **packaging,
@@ -418,13 +443,17 @@ def shadow_promotion(
                 mlflow_conn_id=mlflow_conn_id,
             )
             online_gate >> commit
+        # Whatever happened, failures included, the challenger leaves the shadow...
         withdraw = ShadowWithdrawOperator(
             task_id="withdraw",
             registered_model_name=registered_model_name,
             version_task_id=evaluate.task_id,
-            trigger_rule="none_failed",
+            trigger_rule="all_done",
+            lease=promotion_kwargs.get("lease"),
             mlflow_conn_id=mlflow_conn_id,
         )
+        # ... and the champion is packaged alone, unless something failed: then this task is
+        # upstream_failed and the DAG run fails, visibly.
         package = BentoPackageOperator(
             task_id="package",
             model_name=registered_model_name,
@@ -433,5 +462,6 @@ def shadow_promotion(
             mlflow_conn_id=mlflow_conn_id,
             **packaging,
         )
-        commit >> withdraw >> package
+        commit >> withdraw
+        [withdraw, commit] >> package
     return group

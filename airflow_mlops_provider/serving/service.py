@@ -29,7 +29,8 @@ shadow, off the response path, or answers a canary share of them (:mod:`.shadow`
 ``/livez``, ``/readyz`` and the Prometheus ``/metrics`` come from BentoML; ``/metrics`` also counts
 the rows each model version answered and scored in shadow, and captured and dropped rows.
 ``/model_info`` returns the lineage labels (registered model name and version, MLflow run id, data
-fingerprint), the limits, the capture settings and the shadow's labels and settings.
+fingerprint), the limits, the capture settings and the shadow's labels and settings;
+``/model_card/`` the model card of the served version, as it stood when the Bento was packaged.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from .shadow import ShadowConfig, ShadowScorer, canary_mask, check_compatible
 logger = logging.getLogger("mlops_serving.service")
 
 CONFIG_FILE = "bento_config.json"
+#: How long, at shutdown, each shadow scorer may go on scoring what it holds.
+SHADOW_CLOSE_TIMEOUT_S = 5.0
 MLFLOW_MODEL_FOLDER = "mlflow_model"
 
 # The build context (and the Bento's src/) holds this package and, next to it, the config.
@@ -87,6 +90,26 @@ Row = row_model(COLUMNS, base=RequestRow)
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_BATCH_SIZE)]  # type: ignore[valid-type]
 
 
+#: The model card baked in at packaging (``BentoPackageOperator`` fetches it from the registry).
+MODEL_CARD = Path(__file__).resolve().parents[1] / "model_card.html"
+
+
+async def _model_card(request: Any) -> Any:
+    from starlette.responses import HTMLResponse, PlainTextResponse
+
+    if MODEL_CARD.is_file():
+        return HTMLResponse(MODEL_CARD.read_text())
+    return PlainTextResponse("no model card was packaged with this Bento", status_code=404)
+
+
+def _model_card_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    return Starlette(routes=[Route("/", _model_card)])
+
+
+@bentoml.asgi_app(_model_card_app(), path="/model_card")
 @bentoml.service(
     name=CONFIG["service_name"],
     workers=int(CONFIG["workers"]),
@@ -149,7 +172,9 @@ class MlflowModelService:
         self.canary_fallbacks = Counter(
             "mlops_canary_fallback_rows", "Canary rows answered by the champion because the challenger raised"
         )
-        shadow_writer = self._capture_writer(self.shadow_model, SHADOW_LABELS, capture_counters)
+        shadow_writer = self._capture_writer(
+            self.shadow_model, SHADOW_LABELS, capture_counters, SHADOW_COLUMNS
+        )
         self.shadow = ShadowScorer(
             lambda rows: to_json(self.shadow_model.predict(to_frame(rows, SHADOW_COLUMNS))),
             shadow_writer,
@@ -169,16 +194,27 @@ class MlflowModelService:
             )
 
     @staticmethod
-    def _capture_writer(model: Any, labels: dict[str, str], counters: tuple[Any, Any]) -> CaptureWriter:
+    def _capture_writer(
+        model: Any,
+        labels: dict[str, str],
+        counters: tuple[Any, Any],
+        model_columns: list[dict[str, Any]] = COLUMNS,
+    ) -> CaptureWriter:
+        """A writer of the validated rows (the champion's columns) and ``model``'s outputs.
+
+        :param model_columns: The columns ``model`` takes, in its order (a shadow's may be fewer, or
+            ordered otherwise); its class probabilities are computed on those.
+        """
         try:
             raw = model.get_raw_model()
         except Exception:  # not every flavor has a raw model
             raw = None
         probabilities = None
         if hasattr(raw, "predict_proba"):
+            names = [c["name"] for c in model_columns]
 
             def probabilities(frame: Any) -> tuple[list[Any], Any]:
-                proba = raw.predict_proba(frame)
+                proba = raw.predict_proba(frame.reindex(columns=names))
                 return list(getattr(raw, "classes_", range(proba.shape[1]))), proba
 
         return CaptureWriter(
@@ -220,7 +256,9 @@ class MlflowModelService:
         for i, is_canary in enumerate(canary):
             groups[is_canary].append(i)
         predictions: list[Any] = [None] * len(records)
-        for is_canary, index in groups.items():
+        # The champion's rows first: they never wait for the challenger.
+        for is_canary in (False, True):
+            index = groups[is_canary]
             if not index:
                 continue
             part_ids, part = [ids[i] for i in index], [records[i] for i in index]
@@ -228,11 +266,14 @@ class MlflowModelService:
             if is_canary:
                 try:
                     answered = to_json(self.shadow_model.predict(to_frame(part, SHADOW_COLUMNS)))
+                    if len(answered) != len(part):
+                        raise ValueError(f"{len(answered)} predictions for {len(part)} rows")
                 except Exception as err:  # the champion answers instead
                     logger.warning(
-                        "canary v%s raised, the champion answers: %s", self.versions["shadow"], err
+                        "canary v%s failed, the champion answers: %s", self.versions["shadow"], err
                     )
                     self.canary_fallbacks.inc(len(part))
+                    answered = None
             if answered is not None:
                 self.served.labels(model_version=self.versions["shadow"]).inc(len(part))
                 shadow.writer.record(part_ids, part, answered, captured_at=answered_at)
@@ -250,13 +291,15 @@ class MlflowModelService:
     def flush_capture(self) -> None:
         """Score what the shadows hold, then write every captured prediction still buffered (SIGTERM
         and every other graceful stop)."""
+        # The scorers get a short deadline, so that the writers' flush fits the pod's grace period
+        # (45 s in the chart) even when a shadow is slow; what they have not scored by then is lost.
         for scorer in (self.shadow, self.champion_shadow):
             if scorer is not None:
-                scorer.close()
-        if self.shadow is not None:
-            self.shadow.writer.close()
+                scorer.close(timeout=SHADOW_CLOSE_TIMEOUT_S)
         if self.capture is not None:
             self.capture.close()
+        if self.shadow is not None:
+            self.shadow.writer.close()
 
     @bentoml.api(route="/model_info")
     def model_info(self) -> dict[str, Any]:

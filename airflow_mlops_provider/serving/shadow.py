@@ -4,7 +4,8 @@ A Bento packaged with a shadow (``BentoPackageOperator(shadow_alias="challenger"
 champion and the challenger. The champion answers. The challenger scores the same validated rows on
 a background thread (:class:`ShadowScorer`), after the answer has gone: the request path only
 appends the batch to a bounded queue, so a shadow that raises, hangs or is slow changes no answer and
-adds no latency. When the queue holds ``max_queue_rows`` rows the next batches are dropped and
+never makes one wait (its scoring does share the server's CPU: ``benchmarks/serving.py`` measures
+what that costs the champion's latency). When the queue holds ``max_queue_rows`` rows the next batches are dropped and
 counted (``mlops_shadow_dropped_rows_total{reason="queue_full"}``) rather than waiting. Both models'
 predictions are captured under the request's id (:mod:`.capture`), the shadow's with
 ``served=false``, so the online gate can compare them on the same requests.

@@ -125,7 +125,7 @@ def constrain(props: dict[str, Any]) -> None:
     # The bounds the Bento's ShadowConfig enforces; a null share keeps the Bento's packaged one.
     shadow = props["modelserver"]["properties"]["shadow"]["properties"]
     shadow["canaryShare"].update(type=["number", "null"], minimum=0, maximum=1)
-    shadow["maxQueueRows"]["minimum"] = 1
+    shadow["maxQueueRows"].update(type=["integer", "null"], minimum=1)
 
 
 def main() -> None:

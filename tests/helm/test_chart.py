@@ -537,9 +537,11 @@ def shadow_env(container: dict) -> dict[str, str]:
     }
 
 
-def test_the_model_server_scores_a_shadow_and_keeps_the_packaged_canary_share_by_default(rendered):
+def test_the_model_server_scores_a_shadow_and_keeps_the_packaged_share_and_queue_by_default(rendered):
     _, container = model_server(rendered)
-    assert shadow_env(container) == {"MLOPS_SHADOW_ENABLED": "true", "MLOPS_SHADOW_MAX_QUEUE_ROWS": "10000"}
+    assert shadow_env(container) == {"MLOPS_SHADOW_ENABLED": "true"}
+    _, bounded = model_server(render_valid({"modelserver": {"shadow": {"maxQueueRows": 500}}}))
+    assert shadow_env(bounded)["MLOPS_SHADOW_MAX_QUEUE_ROWS"] == "500"
 
 
 def test_a_shadow_can_be_withdrawn_or_given_a_canary_share_without_a_rebuild():

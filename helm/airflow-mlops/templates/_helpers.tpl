@@ -133,7 +133,9 @@ seccompProfile:
 {{- define "airflow-mlops.modelserver.shadow.env" -}}
 {{- $s := .Values.modelserver.shadow -}}
 - {name: MLOPS_SHADOW_ENABLED, value: {{ $s.enabled | toString | quote }}}
+{{- if not (kindIs "invalid" $s.maxQueueRows) }}
 - {name: MLOPS_SHADOW_MAX_QUEUE_ROWS, value: {{ int64 $s.maxQueueRows | quote }}}
+{{- end }}
 {{- if not (kindIs "invalid" $s.canaryShare) }}
 - {name: MLOPS_CANARY_SHARE, value: {{ $s.canaryShare | toString | quote }}}
 {{- end }}

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from airflow_mlops_provider import lineage
@@ -79,15 +80,26 @@ def challenger(registered: Registered, client: Any) -> str:
 
 @pytest.fixture(scope="module")
 def shadow_bento(
-    registered: Registered, challenger: str, export_dir: Path, bentoml_home: Path
+    registered: Registered, challenger: str, client: Any, export_dir: Path, bentoml_home: Path
 ) -> dict[str, Any]:
+    from airflow_mlops_provider.model_card import write_card
     from airflow_mlops_provider.operators.bentoml import BentoPackageOperator
+
+    # The champion's card, as its promotion would have written it: the Bento serves it.
+    decision = {
+        "registered_model_name": registered.name,
+        "version": registered.version,
+        "decision": "promoted",
+    }
+    write_card(
+        client, registered.name, registered.version, {**decision, "model_card": {"owner": "churn-team"}}
+    )
 
     return BentoPackageOperator(
         task_id="package_shadow",
         model_name=registered.name,
         shadow_alias="challenger",
-        shadow={"canary_share": CANARY_SHARE, "max_queue_rows": 8},
+        shadow={"canary_share": CANARY_SHARE, "max_queue_rows": 16},
         eval_data_uri=str(registered.eval_csv),
         export_uri=str(export_dir),
         max_batch_size=16,
@@ -119,6 +131,15 @@ def test_a_shadow_of_the_champion_itself_or_with_other_columns_is_refused(
             task_id="p",
             model_name=registered.name,
             shadow_version=registered.version,
+            export_uri=str(export_dir),
+        ).execute(make_context())
+    with pytest.raises(PackagingError, match="a full batch could never wait for the shadow"):
+        BentoPackageOperator(
+            task_id="p",
+            model_name=registered.name,
+            shadow_alias="challenger",
+            shadow={"max_queue_rows": 8},
+            max_batch_size=16,
             export_uri=str(export_dir),
         ).execute(make_context())
     with pytest.raises(PackagingError, match="canary_key 'customer' is neither"):
@@ -176,13 +197,14 @@ def test_the_champion_answers_both_are_captured_and_a_failing_or_slow_shadow_cha
             return list(pool.map(one, range(n)))
 
     with serve_bento(shadow_bento["bento_tag"], env, tmp_path / "serve.log") as (url, proc):
+        card = httpx.get(f"{url}/model_card/", timeout=30)
         answering = send("answer", 40)
         time.sleep(2)  # the shadow scores after the answers
         behaviour.write_text("raise")
         raising = send("raise", 12, canary=False) + send("raise-canary", 4, canary=True)
         time.sleep(2)
         behaviour.write_text("sleep:3")
-        # A slow shadow: answers stay fast; what does not fit the 8-row queue is dropped.
+        # A slow shadow: answers stay fast; what does not fit the 16-row queue is dropped.
         slow = send("slow", 24, canary=False)
         behaviour.write_text("answer")
         served_v1 = metric(url, "mlops_served_rows_total", model_version=registered.version)
@@ -193,6 +215,12 @@ def test_the_champion_answers_both_are_captured_and_a_failing_or_slow_shadow_cha
         )
         fallbacks = metric(url, "mlops_canary_fallback_rows_total")
         proc.stop()
+
+    # The champion's model card travels in the Bento.
+    assert card.status_code == 200
+    assert card.headers["content-type"].startswith("text/html")
+    assert f"Model card: {registered.name} v{registered.version} (promoted)" in card.text
+    assert "<td>churn-team</td>" in card.text
 
     every = answering + raising + slow
     assert all(status == 200 for _, status, _, _ in every)
@@ -209,10 +237,10 @@ def test_the_champion_answers_both_are_captured_and_a_failing_or_slow_shadow_cha
             assert body == [expected[k % len(records)]]
     assert fallbacks == 4
     assert failed == 12 + 4
-    # The slow shadow: no answer waited for its 3-second predictions; what did not fit the 8-row queue
-    # was dropped.
+    # The slow shadow: no answer waited for its 3-second predictions; what did not fit the 16-row
+    # queue was dropped.
     assert max(seconds for *_, seconds in slow) < 1.5
-    assert queue_full >= 24 - 8
+    assert queue_full >= 24 - 16
     canary_answered = len(canary_ids & {rid for rid, *_ in answering})
     assert served_v2 == canary_answered
     assert served_v1 == len(every) - canary_answered

@@ -76,3 +76,29 @@ def test_a_store_entry_from_another_run_is_refused_and_one_from_the_same_run_reu
         PackagingError, match=r"Bento store already holds churn:v1 from run 'run-a', not 'run-b'"
     ):
         find(lambda tag: entry, "churn:v1", {LABEL_RUN_ID: "run-b"}, "Bento store", "bentoml delete churn:v1")
+
+
+def test_a_shadow_bentos_requirements_hold_both_models_and_refuse_two_pins(tmp_path):
+    from airflow_mlops_provider.exceptions import PackagingError
+    from airflow_mlops_provider.operators.bentoml import merged_requirements
+
+    champion, shadow, other = tmp_path / "champion.txt", tmp_path / "shadow.txt", tmp_path / "other.txt"
+    champion.write_text(
+        "# pinned by MLflow\nmlflow==3.1.0\nscikit-learn==1.7.2\npandas\n"
+        'annotated-doc==0.0.6; python_full_version < "3.11"\nannotated-doc==0.0.7; python_full_version >= "3.11"\n'
+    )
+    shadow.write_text("scikit-learn\npandas==2.2.3\nxgboost==2.1.4\n")
+    other.write_text("scikit-learn==1.6.1\n")
+    assert merged_requirements([champion, shadow, tmp_path / "absent.txt"]) == [
+        "mlflow==3.1.0",
+        "scikit-learn==1.7.2",
+        "pandas==2.2.3",
+        'annotated-doc==0.0.6; python_full_version < "3.11"',
+        'annotated-doc==0.0.7; python_full_version >= "3.11"',
+        "xgboost==2.1.4",
+    ]
+    with pytest.raises(
+        PackagingError,
+        match=r"disagree on 'scikit-learn': 'scikit-learn==1\.7\.2' and 'scikit-learn==1\.6\.1'",
+    ):
+        merged_requirements([champion, other])
