@@ -28,6 +28,8 @@ TAG_GIT_SHA = "mlops.git_sha"
 TAG_IMAGE = "mlops.image"
 TAG_ENTRYPOINT = "mlops.entrypoint"
 TAG_SEED = "mlops.seed"
+#: The target column the runner trained on (reproduction needs it).
+TAG_TARGET = "mlops.target"
 #: The training params exactly as given (JSON), so that a retrain gets their types back, not
 #: MLflow's strings.
 TAG_TRAINING_PARAMS = "mlops.training_params"
@@ -60,6 +62,8 @@ TAG_BENTO_IMAGE = "mlops.bento.image"
 TAG_BENTO_DOCKERFILE_URI = "mlops.bento.dockerfile_uri"
 #: Where the Bento writes its inference capture (absent when packaged with capture off).
 TAG_BENTO_CAPTURE_URI = "mlops.bento.capture_uri"
+#: The vulnerability gate's verdict on the Bento's requirements: passed, unaudited or skipped.
+TAG_BENTO_VULNERABILITY_SCAN = "mlops.bento.vulnerability_scan"
 
 # A version served in shadow beside the champion (set on the shadow's model version).
 TAG_SHADOW_BENTO_TAG = "mlops.shadow.bento_tag"
@@ -72,6 +76,11 @@ TAG_SHADOW_SINCE = "mlops.shadow.since"
 #: When, and why, the version left the shadow (withdrawn, or promoted).
 TAG_SHADOW_ENDED_AT = "mlops.shadow.ended_at"
 TAG_SHADOW_OUTCOME = "mlops.shadow.outcome"
+
+# A reproduction of the version from its lineage (set on the model version).
+TAG_REPRODUCTION_OUTCOME = "mlops.reproduction.outcome"
+TAG_REPRODUCTION_AT = "mlops.reproduction.checked_at"
+TAG_REPRODUCTION_MAX_DIFFERENCE = "mlops.reproduction.max_difference"
 
 #: Artifact paths (relative to a run's artifact root) used when evidence is logged to the run.
 ARTIFACT_VALIDATION_REPORT = "evidence/validation_report.json"

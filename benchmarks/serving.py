@@ -104,18 +104,15 @@ FASTAPI_APP = textwrap.dedent(
 )
 
 
-def register_model() -> tuple[str, str, list[dict[str, Any]]]:
-    """Train, log and register the model; return its name, version and sample request rows."""
+def register_pipeline(seed: int, alias: str) -> str:
+    """Train the churn pipeline on a week generated with ``seed``, register it, give it ``alias``."""
     import mlflow
     from mlflow.models import infer_signature
 
     from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
 
-    train = generate_week(rows=5_000, seed=1)
+    train = generate_week(rows=5_000, seed=seed)
     pipeline = fit_baseline_model(train)
-    # Artifacts go under the throwaway directory, not into ./mlruns.
-    mlflow.create_experiment("serving-bench", artifact_location=(WORK / "artifacts").as_uri())
-    mlflow.set_experiment("serving-bench")
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             pipeline,
@@ -126,32 +123,27 @@ def register_model() -> tuple[str, str, list[dict[str, Any]]]:
             pip_requirements=["scikit-learn", "pandas"],
         )
     version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
+    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, alias, version)
+    return version
+
+
+def register_model() -> tuple[str, str, list[dict[str, Any]]]:
+    """Register the champion; return its name, version and sample request rows."""
+    import mlflow
+
+    from airflow_mlops_provider.examples.churn import FEATURES, generate_week
+
+    # Artifacts go under the throwaway directory, not into ./mlruns.
+    mlflow.create_experiment("serving-bench", artifact_location=(WORK / "artifacts").as_uri())
+    mlflow.set_experiment("serving-bench")
+    version = register_pipeline(seed=1, alias="champion")
     rows = json.loads(generate_week(rows=500, seed=2, week=2)[FEATURES].to_json(orient="records"))
     return MODEL_NAME, version, rows
 
 
 def register_challenger() -> str:
     """Register a second pipeline (other data, other seed) as the ``challenger``; return its version."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
-
-    train = generate_week(rows=5_000, seed=3)
-    pipeline = fit_baseline_model(train)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(train[FEATURES], pipeline.predict(train[FEATURES])),
-            input_example=train[FEATURES].head(5),
-            registered_model_name=MODEL_NAME,
-            pip_requirements=["scikit-learn", "pandas"],
-        )
-    version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, "challenger", version)
-    return version
+    return register_pipeline(seed=3, alias="challenger")
 
 
 def package(version: str, shadow_version: str | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from airflow_mlops_provider.serving.capture import CaptureConfig
     from airflow_mlops_provider.serving.shadow import ShadowConfig
+    from airflow_mlops_provider.vulnerabilities import VulnerabilityPolicy
 
 #: Labels on the BentoML model and the Bento, tying both to the registry.
 LABEL_MODEL_NAME = "mlflow_model_name"
@@ -126,6 +127,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
     :param shadow: Shadow settings (``max_queue_rows``, ``canary_share``, ``canary_key``; see
         :class:`~airflow_mlops_provider.serving.shadow.ShadowConfig`) as a mapping or a
         ``ShadowConfig``. (templated)
+    :param vulnerability_scan: Audit the Bento's requirements (pinned to this environment's versions)
+        with pip-audit before it is exported: a
+        :class:`~airflow_mlops_provider.vulnerabilities.VulnerabilityPolicy`, its mapping, or ``True``
+        for the defaults (every advisory refuses; an unreachable service refuses). ``None`` skips the
+        scan, and the version is tagged ``mlops.bento.vulnerability_scan=skipped``.
     :param max_batch_size: Largest batch (and largest request) the service accepts.
     :param max_latency_ms: Latency budget of a batched request; past it the service answers 503.
     :param workers: Service worker processes.
@@ -164,6 +170,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         shadow_alias: str | None = None,
         shadow_version: str | int | None = None,
         shadow: Mapping[str, Any] | ShadowConfig | None = None,
+        vulnerability_scan: Mapping[str, Any] | VulnerabilityPolicy | bool | None = None,
         max_batch_size: int = 64,
         max_latency_ms: int = 1000,
         workers: int = 1,
@@ -186,6 +193,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         self.shadow_alias = shadow_alias
         self.shadow_version = shadow_version
         self.shadow = shadow
+        self.vulnerability_scan = vulnerability_scan
         self.max_batch_size = max_batch_size
         self.max_latency_ms = max_latency_ms
         self.workers = workers
@@ -257,6 +265,36 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             LABEL_RUN_ID: mv.run_id or "",
             LABEL_DATA_FINGERPRINT: fingerprint or "unknown",
         }
+
+    def scan_vulnerabilities(self, requirements: list[str]) -> dict[str, Any] | None:
+        """Audit the Bento's requirements; raise :class:`PackagingError` when the policy refuses them."""
+        from datetime import date
+
+        from airflow_mlops_provider.exceptions import GateConfigError
+        from airflow_mlops_provider.vulnerabilities import (
+            VulnerabilityPolicy,
+            audit,
+            judge,
+            locked_requirements,
+        )
+
+        if self.vulnerability_scan in (None, False):
+            self.log.warning("Vulnerability scan disabled: the Bento's requirements are not audited")
+            return None
+        try:
+            policy = VulnerabilityPolicy.coerce(self.vulnerability_scan)
+        except GateConfigError as err:
+            raise PackagingError(str(err)) from None
+        pinned = locked_requirements(requirements)
+        self.log.info("Auditing %d pinned requirements with pip-audit (%s)", len(pinned), policy.service)
+        result = judge(audit(pinned, policy), policy, date.today())
+        if not result.passed:
+            raise PackagingError(f"the Bento is not deployable: {result.describe()}")
+        if result.status == "unaudited":
+            self.log.warning("%s (on_unreachable=warn: packaged anyway)", result.describe())
+        else:
+            self.log.info("%s", result.describe())
+        return {**result.to_dict(), "policy": policy.to_dict(), "requirements": pinned}
 
     def model_card_files(self, mv: ModelVersion) -> dict[str, str]:
         """Return the version's model card (file name -> text) to bake into the Bento; ``{}`` without one.
@@ -387,6 +425,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             else:
                 self.log.warning("Smoke test disabled: Bento %s is exported untested", tag)
                 smoke = {"status": "skipped"}
+            scan = self.scan_vulnerabilities(bento_requirements(bento_model, shadow))
             archive_uri = self._export(bento, created)
             image, dockerfile_uri = self._image_or_dockerfile(tag, Path(archive_uri).parent)
         except BaseException:
@@ -429,6 +468,8 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             tagged = shadow_mv
         if capture.enabled and capture.uri:
             tags[lineage.TAG_BENTO_CAPTURE_URI] = capture.uri
+        if shadow_mv is None:
+            tags[lineage.TAG_BENTO_VULNERABILITY_SCAN] = scan["status"] if scan else "skipped"
         for key, value in tags.items():
             client.set_model_version_tag(tagged.name, str(tagged.version), key, value)
         self.log.info("Bento %s exported to %s", tag, archive_uri)
@@ -457,6 +498,7 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 if shadow is not None and shadow_mv is not None
                 else None
             ),
+            "vulnerability_scan": scan,
             "bentoml_version": bentoml.__version__,
         }
 
@@ -563,9 +605,9 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
             Path(ctx, "bento_config.json").write_text(json.dumps(config, indent=2))
             # The models' own pinned requirements, plus what the service itself imports. Not locked:
             # locking resolves against a package index, which a worker may not reach.
-            models = [bento_model, *([shadow["bento_model"]] if shadow is not None else [])]
-            lines = merged_requirements([Path(m.path_of("mlflow_model"), "requirements.txt") for m in models])
-            Path(ctx, "requirements.txt").write_text("\n".join([*lines, *SERVICE_REQUIREMENTS]) + "\n")
+            Path(ctx, "requirements.txt").write_text(
+                "\n".join(bento_requirements(bento_model, shadow)) + "\n"
+            )
             python = {"requirements_txt": "requirements.txt", "lock_packages": False}
             self.log.info("Building Bento %s", tag)
             # BentoML imports the service to build it; a service of an earlier build in this
@@ -796,6 +838,13 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 self._server.stop()
             except Exception as err:
                 self.log.warning("Could not stop the smoke-test server: %s", err)
+
+
+def bento_requirements(bento_model: Any, shadow: Mapping[str, Any] | None = None) -> list[str]:
+    """The requirements a Bento installs: its models' own (merged), then what the service imports."""
+    models = [bento_model, *([shadow["bento_model"]] if shadow is not None else [])]
+    lines = merged_requirements([Path(m.path_of("mlflow_model"), "requirements.txt") for m in models])
+    return [*lines, *SERVICE_REQUIREMENTS]
 
 
 def _requirement_key(line: str) -> tuple[str, str]:

@@ -485,6 +485,7 @@ def log_trained(client: Any, run_id: str, config: RunnerConfig, trained: Trained
     tags = {
         lineage.TAG_ENTRYPOINT: config.entrypoint,
         lineage.TAG_SEED: str(config.seed),
+        lineage.TAG_TARGET: config.target,
         lineage.TAG_TRAINING_PARAMS: json.dumps(config.params, sort_keys=True),
         lineage.TAG_TASK_TYPE: trained.task_type,
         f"{lineage.TAG_ENV_PREFIX}python": env["python"],

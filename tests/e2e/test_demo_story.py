@@ -4,10 +4,12 @@ same again, which must add no model version and no Bento."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from airflow_mlops_provider.examples.churn_story import MODEL_NAME, tell
 from airflow_mlops_provider.lineage import TAG_BENTO_TAG
+from airflow_mlops_provider.model_card import TAG_MODEL_CARD_URI
 from airflow_mlops_provider.promotion import TAG_DECISION
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
@@ -64,6 +66,11 @@ def test_four_weeks_then_the_same_weeks_again(stack, capsys):
     assert champion.version == new != served
     assert retrain.split()[-2:] == [f"v{new}", champion.tags[TAG_BENTO_TAG]]
     assert stack.services()["bento"]["answering"], "the new champion's Bento is served"
+    # The champion has a model card, and its Bento serves it.
+    assert champion.tags[TAG_MODEL_CARD_URI].startswith(f"runs:/{champion.run_id}/model_card/v{new}")
+    card = httpx.get(f"{stack.config.bento_url}/model_card/", timeout=30)
+    assert card.status_code == 200
+    assert f"Model card: {MODEL_NAME} v{new} (promoted)" in card.text
     # The table is the decision log's: the command prints the same rows.
     from airflow_mlops_provider.decisions import summarize, table
 

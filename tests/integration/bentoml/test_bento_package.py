@@ -311,3 +311,56 @@ def test_overloaded_bento_sheds_requests_with_503_not_500_or_a_hang(
     assert len(codes) == 640
     assert set(codes) <= {200, 503}, sorted(set(codes))
     assert codes.count(503) > 0
+
+
+def test_a_bento_pinning_a_package_with_a_known_advisory_is_not_deployable_until_allow_listed(
+    packaged: dict[str, Any],
+    registered: Registered,
+    export_dir: Path,
+    client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_mlops_provider import lineage, vulnerabilities
+    from airflow_mlops_provider.exceptions import PackagingError
+    from tests.unit.test_vulnerabilities import pip_audit_report
+
+    audited: list[list[str]] = []
+
+    def fake_audit(requirements: list[str], policy: Any) -> dict[str, Any]:
+        audited.append(list(requirements))
+        return pip_audit_report()  # the service is unreachable here: pip-audit's report of requests 2.25.1
+
+    monkeypatch.setattr(vulnerabilities, "audit", fake_audit)
+
+    def package(scan: Any) -> dict[str, Any]:
+        return BentoPackageOperator(
+            task_id="package",
+            model_name=registered.name,
+            version=registered.version,
+            export_uri=str(export_dir),
+            smoke_test=False,
+            vulnerability_scan=scan,
+        ).execute(make_context())
+
+    before = store_contents()
+    with pytest.raises(PackagingError, match=r"not deployable: .*refused requests==2\.25\.1 PYSEC-2023-74"):
+        package(True)
+    assert store_contents() == before
+    # What was audited is the Bento's requirements, each pinned to this environment's version.
+    assert audited[0]
+    assert all("==" in line for line in audited[0])
+    import importlib.metadata
+
+    assert f"pandas=={importlib.metadata.version('pandas')}" in audited[0]
+
+    allowed = package(
+        {
+            "allow": [
+                {"id": "CVE-2023-32681", "expires": "2099-01-01", "reason": "no proxy in the serving path"}
+            ]
+        }
+    )
+    assert allowed["vulnerability_scan"]["status"] == "passed"
+    assert allowed["vulnerability_scan"]["allowed"][0]["id"] == "PYSEC-2023-74"
+    tags = client.get_model_version(registered.name, registered.version).tags
+    assert tags[lineage.TAG_BENTO_VULNERABILITY_SCAN] == "passed"
