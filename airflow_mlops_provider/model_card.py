@@ -142,7 +142,28 @@ def _sections(card: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[s
                 ["limitations", card["limitations"]],
             ],
         ),
-        ("Data", ["", ""], [[k.replace("_", " "), _fmt(v)] for k, v in card["data"].items()]),
+        (
+            "Data",
+            ["", ""],
+            [[k.replace("_", " "), _fmt(v)] for k, v in card["data"].items() if k != "training_profile"]
+            + [["training rows (profile)", _fmt((card["data"].get("training_profile") or {}).get("rows"))]],
+        ),
+        (
+            "Training data profile",
+            ["column", "null fraction", "min", "max", "mean", "distinct (est.)"],
+            [
+                [
+                    c,
+                    *(
+                        _fmt(v)
+                        for v in (s["null_fraction"], s["min"], s["max"], s["mean"], s["distinct_estimate"])
+                    ),
+                ]
+                for c, s in sorted(
+                    ((card["data"].get("training_profile") or {}).get("columns") or {}).items()
+                )
+            ],
+        ),
         ("Code", ["", ""], [[k.replace("_", " "), _fmt(v)] for k, v in card["code"].items()]),
         ("Parameters", ["parameter", "value"], [[k, _fmt(v)] for k, v in card["parameters"].items()]),
     ]
@@ -283,6 +304,46 @@ def render_html(card: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def profile_summary(client: MlflowClient, uri: str | None, run_id: str) -> dict[str, Any] | None:
+    """The training profile's summary (rows, and per column its type, nulls and range), or ``None``.
+
+    Read from the ``summary.json`` written beside the profile: a local path or ``file:`` URI, or an
+    artifact of the run (``runs:/`` or a relative path).
+    """
+    import tempfile
+    import urllib.parse
+    from pathlib import Path
+
+    from airflow_mlops_provider.data.profiles import PROFILE_FILE, SUMMARY_FILE
+
+    if not uri:
+        return None
+    base = uri.rstrip("/")
+    base = base[: -len(PROFILE_FILE)].rstrip("/") if base.endswith(PROFILE_FILE) else base
+    parsed = urllib.parse.urlsplit(base)
+    if parsed.scheme in ("", "file") and (base.startswith("/") or parsed.scheme == "file"):
+        path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else base, SUMMARY_FILE)
+        text = path.read_text() if path.is_file() else None
+    else:
+        artifact = base.removeprefix(f"runs:/{run_id}/") if base.startswith("runs:/") else base
+        with tempfile.TemporaryDirectory(prefix="model-card-profile-") as tmp:
+            text = Path(client.download_artifacts(run_id, f"{artifact}/{SUMMARY_FILE}", tmp)).read_text()
+    if text is None:
+        return None
+    raw = json.loads(text)
+    columns = {}
+    for name, stats in (raw.get("column_stats") or {}).items():
+        count = stats.get("count") or 0
+        columns[name] = {
+            "null_fraction": round(stats.get("null_count", 0) / count, 4) if count else None,
+            "min": stats.get("min"),
+            "max": stats.get("max"),
+            "mean": stats.get("mean"),
+            "distinct_estimate": stats.get("distinct_estimate"),
+        }
+    return {"rows": raw.get("rows"), "files": raw.get("files"), "columns": columns}
+
+
 def write_card(client: MlflowClient, name: str, version: str, decision: Mapping[str, Any]) -> str | None:
     """Build the version's card from ``decision`` and what MLflow holds; log it; return its URI.
 
@@ -292,7 +353,17 @@ def write_card(client: MlflowClient, name: str, version: str, decision: Mapping[
     if not mv.run_id:
         return None
     run = client.get_run(mv.run_id)
-    card = build_card(decision, dict(mv.tags or {}), dict(run.data.tags), dict(run.data.params))
+    tags = {**run.data.tags, **(mv.tags or {})}
+    try:
+        profile = profile_summary(client, tags.get(lineage.TAG_TRAINING_PROFILE_URI), mv.run_id)
+    except Exception as err:  # the card says so rather than failing
+        profile = {"error": f"the training profile's summary cannot be read: {type(err).__name__}: {err}"}
+    card = build_card(
+        {**decision, "training_profile": profile},
+        dict(mv.tags or {}),
+        dict(run.data.tags),
+        dict(run.data.params),
+    )
     directory = f"{ARTIFACT_DIR}/v{version}"
     client.log_text(mv.run_id, render_markdown(card), f"{directory}/{MARKDOWN_FILE}")
     client.log_text(mv.run_id, render_html(card), f"{directory}/{HTML_FILE}")

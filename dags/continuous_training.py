@@ -74,6 +74,13 @@ slices:
     thresholds: [roc_auc >= {{ params.min_slice_roc_auc }}]
     min_rows: 50
 latency: {p95_ms: 500, sample_rows: 100, repeats: 10}
+fairness:
+  - name: senior_citizen
+    sensitive: [senior_citizen]
+    metrics: [roc_auc]
+    max_metric_difference: 0.2
+    max_equalized_odds_difference: 0.35
+    min_group_rows: 50
 """
 # [END churn_gates]
 

@@ -735,8 +735,10 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
                 actual.extend(
                     post_json(f"{url}/predict", {"rows": records[start : start + self.max_batch_size]})
                 )
-            if shadow is not None:
-                self._check_shadow_scored(url, tag, len(records), log_path)
+                if shadow is not None:
+                    # Each batch scored before the next is sent: the smoke test's own pace must not
+                    # fill the shadow's queue.
+                    self._check_shadow_scored(url, tag, len(actual), log_path)
         finally:
             self._server.stop()
             self._server = None

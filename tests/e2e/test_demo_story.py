@@ -71,6 +71,25 @@ def test_four_weeks_then_the_same_weeks_again(stack, capsys):
     card = httpx.get(f"{stack.config.bento_url}/model_card/", timeout=30)
     assert card.status_code == 200
     assert f"Model card: {MODEL_NAME} v{new} (promoted)" in card.text
+    import json
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(champion.run_id, f"model_card/v{new}/model_card.json", tmp)
+        card_json = json.loads(Path(path).read_text())
+    data = card_json["data"]
+    for key in ("training_fingerprint", "evaluation_fingerprint", "evaluation_rows"):
+        assert data[key], key
+    assert data["training_profile"]["rows"] > 0
+    assert "tenure" in data["training_profile"]["columns"]
+    assert card_json["parameters"]
+    assert card_json["code"]["entrypoint"]
+    assert card_json["metrics"]["overall"]["roc_auc"]
+    assert card_json["metrics"]["slices"]["month_to_month"]["rows"]
+    assert set(card_json["fairness"]["senior_citizen"]["groups"]) == {"0", "1"}
+    assert {g["gate"] for g in card_json["gates"]} >= {"fairness:senior_citizen:roc_auc_difference"}
+    assert card_json["decision"]["decision"] == "promoted"
     # The table is the decision log's: the command prints the same rows.
     from airflow_mlops_provider.decisions import summarize, table
 
