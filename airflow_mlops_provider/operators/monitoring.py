@@ -121,10 +121,7 @@ class _WindowOperator(MlflowHookMixin, BaseOperator):
 
     def resolved_capture_uri(self, mv: ModelVersion) -> str:
         """``capture_uri``, else where the version's Bento captures, else ``$MLOPS_HOME/capture``."""
-        from airflow_mlops_provider import lineage
-        from airflow_mlops_provider.hooks.mlflow import mlops_home
-
-        return str(self.capture_uri or mv.tags.get(lineage.TAG_BENTO_CAPTURE_URI) or mlops_home() / "capture")
+        return capture_uri_of(mv, self.capture_uri)
 
     def window(self, context: Context) -> tuple[datetime, datetime]:
         """``[start, end)``: as given, else the run's data interval end and ``lookback`` before it."""
@@ -540,6 +537,14 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
             return None
         step, value = values[-1]
         return {"value": value, "rows": int(rows[step]), "window_end": step}
+
+
+def capture_uri_of(mv: ModelVersion, given: str | None = None) -> str:
+    """``given``, else where the version's Bento captures (its tag), else ``$MLOPS_HOME/capture``."""
+    from airflow_mlops_provider import lineage
+    from airflow_mlops_provider.hooks.mlflow import mlops_home
+
+    return str(given or (mv.tags or {}).get(lineage.TAG_BENTO_CAPTURE_URI) or mlops_home() / "capture")
 
 
 def _exists(uri: str) -> bool:

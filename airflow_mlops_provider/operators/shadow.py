@@ -170,10 +170,9 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
         from airflow_mlops_provider import promotion as p
         from airflow_mlops_provider.exceptions import MonitoringError, PromotionConflict
         from airflow_mlops_provider.gates import GateConfigError, PromotionGates, check_model_kind
-        from airflow_mlops_provider.hooks.mlflow import mlops_home
         from airflow_mlops_provider.monitoring.online import compare, read_pairs
         from airflow_mlops_provider.monitoring.outcomes import empty_labels, read_labels
-        from airflow_mlops_provider.operators.monitoring import _exists, _when
+        from airflow_mlops_provider.operators.monitoring import _exists, _when, capture_uri_of
 
         on_reject = _check_on_reject(self.on_reject)
         gates = PromotionGates.coerce(self.gates)
@@ -208,9 +207,7 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
                 f"{name} v{challenger} is not in shadow (no {lineage.TAG_SHADOW_SINCE} tag): package it with "
                 f"BentoPackageOperator(shadow_alias='challenger') and serve that Bento, or pass since"
             )
-        capture_uri = str(
-            self.capture_uri or mv.tags.get(lineage.TAG_BENTO_CAPTURE_URI) or mlops_home() / "capture"
-        )
+        capture_uri = capture_uri_of(mv, self.capture_uri)
         now = datetime.now(timezone.utc)
         if _exists(self.labels_uri):
             labels = read_labels(
