@@ -39,7 +39,7 @@ _SUFFIXES: dict[str, Format] = {
 }
 DEFAULT_CHUNK_ROWS = 250_000
 #: Bytes pyarrow parses at a time; with the read-ahead, a few of these are in memory at once.
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 4 << 20
 #: Every Parquet file starts (and ends) with these bytes.
 PARQUET_MAGIC = b"PAR1"
 #: Separators that, in a header read as a single column, mean the file is not comma-separated.
@@ -52,20 +52,44 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetFile:
-    """One file of a dataset.
+    """One file of a dataset, or a slice of one (a partition of a file too big for one task).
 
     :param uri: Where it is.
     :param name: Its name relative to the dataset's root (the partition path).
+    :param byte_range: A CSV slice: ``(header_end, start, end)``, on record boundaries. The slice
+        reads as the file's header (bytes ``[0, header_end)``) followed by bytes ``[start, end)``; the
+        first slice of a file starts at 0 and so holds the header itself.
+    :param row_groups: A Parquet slice: row groups ``[first, last)``.
     """
 
     uri: str
     name: str
+    byte_range: tuple[int, int, int] | None = None
+    row_groups: tuple[int, int] | None = None
 
     @property
     def is_local(self) -> bool:
         return _is_local(self.uri)
 
+    @property
+    def is_slice(self) -> bool:
+        return self.byte_range is not None or self.row_groups is not None
+
+    @property
+    def starts_file(self) -> bool:
+        """Whether this holds the file's first rows (its schema is the file's)."""
+        if self.byte_range is not None:
+            return self.byte_range[1] == 0
+        return self.row_groups is None or self.row_groups[0] == 0
+
+    def whole(self) -> DatasetFile:
+        return DatasetFile(self.uri, self.name)
+
     def open(self) -> IO[bytes]:
+        if self.byte_range is not None:
+            header_end, start, end = self.byte_range
+            pieces = [(0, end)] if start == 0 else [(0, header_end), (start, end)]
+            return io.BufferedReader(_Pieces(self.whole().open(), pieces), buffer_size=BLOCK_BYTES)
         if self.is_local:
             return open(_local(self.uri), "rb")
         import fsspec
@@ -73,12 +97,65 @@ class DatasetFile:
         return fsspec.open(self.uri, "rb").open()
 
     def size(self) -> int:
+        """The file's size in bytes (a CSV slice's: its header and its range)."""
+        if self.byte_range is not None:
+            header_end, start, end = self.byte_range
+            return end if start == 0 else header_end + end - start
         if self.is_local:
             return _local(self.uri).stat().st_size
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(self.uri)
         return int(fs.size(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DatasetFile:
+        ranges = {k: tuple(raw[k]) for k in ("byte_range", "row_groups") if raw.get(k) is not None}
+        return cls(raw["uri"], raw["name"], **ranges)
+
+
+class _Pieces(io.RawIOBase):
+    """Byte ranges of one file, read as one stream (a CSV slice: its file's header, then its rows)."""
+
+    def __init__(self, handle: IO[bytes], pieces: Sequence[tuple[int, int]]) -> None:
+        self._handle = handle
+        self._pieces = list(pieces)
+        self._position = 0
+        self._length = sum(end - start for start, end in self._pieces)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, min(self._length, base + offset))
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        skipped = 0
+        for start, end in self._pieces:
+            if self._position < skipped + end - start:
+                offset = start + self._position - skipped
+                self._handle.seek(offset)
+                data = self._handle.read(min(len(buffer), end - offset))
+                buffer[: len(data)] = data
+                self._position += len(data)
+                return len(data)
+            skipped += end - start
+        return 0
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 def _is_local(uri: str) -> bool:
@@ -167,6 +244,7 @@ def iter_chunks(
     file_format: Format,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    schemas: list[FileSchema] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the dataset's rows as DataFrames of at most ``chunk_rows`` rows, file after file.
 
@@ -174,17 +252,25 @@ def iter_chunks(
     format, or one that cannot be read, and naming the partition when a file's columns or column
     types differ from the files before it (checked on each file's first chunk, so at no extra read).
     A file with a header and no rows yields nothing.
+
+    With ``schemas``, each file's schema is appended to it instead of checked: the caller checks
+    them with :func:`check_schemas` (a partitioned profile's merge, across all partitions).
     """
     reader = _csv_chunks if file_format == "csv" else _parquet_chunks
-    schema = _PartitionSchema()
+    checked = schemas is None and len(files) > 1
+    seen = _PartitionSchema()
     for f in files:
         try:
             if f.size() == 0:
                 raise DatasetError(f"dataset file {f.uri!r} is empty (0 bytes)")
             first = True
             for chunk in reader(f, chunk_rows):
-                if first and len(files) > 1:
-                    schema.check(f, chunk)
+                if first and (checked or schemas is not None):
+                    schema = FileSchema.of(f, chunk)
+                    if schemas is not None:
+                        schemas.append(schema)
+                    else:
+                        seen.check(schema)
                 first = False
                 yield transform(chunk) if transform else chunk
         except DatasetError:
@@ -201,6 +287,45 @@ def iter_chunks(
 _ColumnKind = Literal["numeric", "text"]
 
 
+@dataclass(frozen=True)
+class FileSchema:
+    """A file's columns, and which hold numbers and which text, read from its first chunk.
+
+    :param kinds: Column name to ``(kind, example)``: the example is a value that is not a number,
+        for text columns (it words the error when another file has numbers there).
+    """
+
+    uri: str
+    name: str
+    columns: list[str]
+    kinds: dict[str, tuple[_ColumnKind, Any]]
+
+    @classmethod
+    def of(cls, f: DatasetFile, chunk: pd.DataFrame) -> FileSchema:
+        kinds: dict[str, tuple[_ColumnKind, Any]] = {}
+        for name in chunk.columns:
+            kind = _column_kind(chunk[name])
+            if kind is not None:
+                kinds[str(name)] = (kind, _first_text(chunk[name]) if kind == "text" else None)
+        return cls(f.uri, f.name, [str(c) for c in chunk.columns], kinds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "kinds": {k: list(v) for k, v in self.kinds.items()}}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FileSchema:
+        return cls(
+            raw["uri"], raw["name"], list(raw["columns"]), {k: tuple(v) for k, v in raw["kinds"].items()}
+        )
+
+
+def check_schemas(schemas: Sequence[FileSchema]) -> None:
+    """Refuse, naming the partition, a file whose columns or column types differ from those before it."""
+    seen = _PartitionSchema()
+    for schema in schemas:
+        seen.check(schema)
+
+
 @dataclass
 class _PartitionSchema:
     """The columns, and which are numbers and which text, of the files read so far.
@@ -215,8 +340,8 @@ class _PartitionSchema:
     first_file: str = ""
     kinds: dict[str, tuple[_ColumnKind, str]] = field(default_factory=dict)
 
-    def check(self, f: DatasetFile, chunk: pd.DataFrame) -> None:
-        names = [str(c) for c in chunk.columns]
+    def check(self, f: FileSchema) -> None:
+        names = f.columns
         if self.columns is None:
             self.columns, self.first_file = names, f.name
         elif set(names) != set(self.columns):
@@ -231,15 +356,12 @@ class _PartitionSchema:
                 f"dataset file {f.uri!r} (partition {f.name!r}) {' and '.join(problems)}; every file of "
                 f"a dataset must have the same columns"
             )
-        for name in chunk.columns:
-            kind = _column_kind(chunk[name])
-            if kind is None:
-                continue
-            seen = self.kinds.setdefault(str(name), (kind, f.name))
+        for name, (kind, text) in f.kinds.items():
+            seen = self.kinds.setdefault(name, (kind, f.name))
             if seen[0] != kind:
-                example = f" (e.g. {_first_text(chunk[name])!r})" if kind == "text" else ""
+                example = f" (e.g. {text!r})" if kind == "text" else ""
                 raise DatasetError(
-                    f"dataset file {f.uri!r} (partition {f.name!r}): column {str(name)!r} is {kind}"
+                    f"dataset file {f.uri!r} (partition {f.name!r}): column {name!r} is {kind}"
                     f"{example}, but {seen[0]} in partition {seen[1]!r}; every file of a dataset must give "
                     f"a column the same type"
                 )
@@ -263,13 +385,16 @@ def _column_kind(column: pd.Series) -> _ColumnKind | None:
     return None
 
 
-def _first_text(column: pd.Series) -> Any:
-    """The column's first value that is not a number (only ever called to word an error)."""
+def _first_text(column: pd.Series, look_at: int = 1000) -> Any:
+    """The first of the column's first ``look_at`` values that is not a number (else its first)."""
     import pandas as pd
 
-    values = column.dropna()
+    values = column.iloc[:look_at].dropna()
+    if values.empty:
+        values = column.dropna().iloc[:look_at]
     text = values[pd.to_numeric(values, errors="coerce").isna()]
-    return text.iloc[0] if len(text) else values.iloc[0]
+    value = text.iloc[0] if len(text) else values.iloc[0]
+    return str(value)
 
 
 def _refuse_duplicate_names(f: DatasetFile, names: Sequence[str]) -> None:
@@ -408,7 +533,9 @@ def _arrow_file(f: DatasetFile) -> Any:
     """The file as an Arrow input: local files are read by Arrow itself (no GIL), others through fsspec."""
     import pyarrow as pa
 
-    return pa.OSFile(str(_local(f.uri))) if f.is_local else pa.PythonFile(f.open(), mode="r")
+    if f.is_local and f.byte_range is None:
+        return pa.OSFile(str(_local(f.uri)))
+    return pa.PythonFile(f.open(), mode="r")
 
 
 def _header_line(f: DatasetFile) -> str:
@@ -472,8 +599,9 @@ def _pandas_csv_chunks(f: DatasetFile, chunk_rows: int, names: list[str]) -> Ite
     ``Unnamed: 0``), so that the file's columns match the other partitions'."""
     import pandas as pd
 
-    compression = "infer" if f.is_local else _compression(f.name)
-    source: str | IO[bytes] = f.uri if f.is_local else f.open()
+    whole_local = f.is_local and f.byte_range is None
+    compression = "infer" if whole_local else _compression(f.name)
+    source: str | IO[bytes] = f.uri if whole_local else f.open()
     try:
         with pd.read_csv(
             source, chunksize=chunk_rows, compression=compression, low_memory=False, header=0, names=names
@@ -505,7 +633,8 @@ def _parquet_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
             _refuse_text_as_parquet(f, handle.read(64))
             raise
         _refuse_duplicate_names(f, parquet.schema_arrow.names)
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
+        groups = range(*f.row_groups) if f.row_groups is not None else None
+        for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=groups):
             yield _to_pandas(pa.Table.from_batches([batch]))
 
 

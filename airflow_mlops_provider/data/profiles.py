@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlops_provider.data.datasets import (
     DEFAULT_CHUNK_ROWS,
     DatasetError,
+    DatasetFile,
+    FileSchema,
+    Format,
     detect_format,
     fingerprint,
     iter_chunks,
@@ -189,22 +192,59 @@ def profile_dataset(
     Raises :class:`DatasetError` for a missing path, an empty or header-only dataset, an unreadable
     file or one not in the expected format, or a declared timestamp column that does not parse.
     """
+    files = resolve(uri)
+    fmt = detect_format(files, file_format)
+    data_fingerprint = fingerprint(files)
+    tracked = track(files, fmt, chunk_rows=chunk_rows, timestamp_columns=timestamp_columns)
+    return summarize(
+        tracked,
+        uri=uri,
+        data_fingerprint=data_fingerprint,
+        files=len(files),
+        timestamp_columns=timestamp_columns,
+    )
+
+
+@dataclass
+class Tracked:
+    """What profiling some of a dataset's files found (one partition's share, or all of it).
+
+    :param timestamps: The columns that were timestamps (declared, or datetimes in the files).
+    :param schemas: Each file's schema, when the caller checks them (see :func:`track`).
+    """
+
+    view: DatasetProfileView
+    rows: int
+    columns: list[str]
+    timestamps: set[str]
+    schemas: list[FileSchema] | None = None
+
+
+def track(
+    files: Sequence[DatasetFile],
+    fmt: Format,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    timestamp_columns: Sequence[str] = (),
+    schemas: list[FileSchema] | None = None,
+) -> Tracked:
+    """Profile ``files`` chunk by chunk into one whylogs profile.
+
+    With ``schemas``, the files' schemas are collected there rather than checked against each
+    other (the merge of a partitioned profile checks them across all partitions).
+    """
     import numpy as np
     from whylogs.core import DatasetProfile
 
     from airflow_mlops_provider.data._whylogs_fast import fast_preprocessing
 
-    files = resolve(uri)
-    fmt = detect_format(files, file_format)
-    data_fingerprint = fingerprint(files)
     profile = DatasetProfile(schema=_schema())
     rows = 0
     columns: list[str] = []
     found_timestamps: set[str] = set()
+    transform = _prepare(timestamp_columns, found_timestamps)
     with fast_preprocessing():
-        for chunk in iter_chunks(
-            files, fmt, chunk_rows, transform=_prepare(timestamp_columns, found_timestamps)
-        ):
+        for chunk in iter_chunks(files, fmt, chunk_rows, transform=transform, schemas=schemas):
             if not columns:
                 columns = [str(c) for c in chunk.columns]
             rows += len(chunk)
@@ -212,24 +252,39 @@ def profile_dataset(
             # infinities; column_stats leaves such moments out, so numpy's warnings are noise.
             with np.errstate(over="ignore", invalid="ignore"):
                 profile.track(pandas=chunk)
-    if rows == 0:
+    return Tracked(profile.view(), rows, columns, found_timestamps, schemas)
+
+
+def summarize(
+    tracked: Tracked,
+    *,
+    uri: str,
+    data_fingerprint: str,
+    files: int,
+    timestamp_columns: Sequence[str] = (),
+) -> Profile:
+    """Return the profile of a whole dataset from what tracking it found.
+
+    Raises :class:`DatasetError` for a dataset without rows or without a declared timestamp column.
+    """
+    if tracked.rows == 0:
         raise DatasetError(f"dataset {uri!r} has a header but no rows")
+    columns = tracked.columns
     missing_ts = sorted(set(timestamp_columns) - set(columns))
     if missing_ts:
         raise DatasetError(f"timestamp column(s) {missing_ts} not in dataset {uri!r}; columns are {columns}")
-    view = profile.view()
-    timestamps = [c for c in columns if c in found_timestamps]
-    stats = column_stats(view, timestamps)
+    timestamps = [c for c in columns if c in tracked.timestamps]
+    stats = column_stats(tracked.view, timestamps)
     summary = ProfileSummary(
-        rows=rows,
+        rows=tracked.rows,
         columns=columns,
         data_fingerprint=data_fingerprint,
         data_uri=uri,
-        files=len(files),
+        files=files,
         timestamp_columns=timestamps,
         column_stats={name: stats[name] for name in columns},
     )
-    return Profile(view, summary)
+    return Profile(tracked.view, summary)
 
 
 def column_stats(view: DatasetProfileView, timestamp_columns: Sequence[str] = ()) -> dict[str, ColumnStats]:
