@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator
 from airflow_mlops_provider import lineage
 from airflow_mlops_provider.exceptions import PackagingError
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.openlineage import OpenLineageMixin, bento_uri, model_version_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,7 +82,7 @@ def read_sample(uri: str, columns: list[dict[str, Any]], rows: int) -> Any:
     return frame.head(rows)
 
 
-class BentoPackageOperator(MlflowHookMixin, BaseOperator):
+class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
     """Package a registered MLflow model version as a Bento, smoke-test it and export it.
 
     Resolves the version (by ``version`` or ``alias``) in the registry and refuses it unless it is
@@ -477,6 +478,11 @@ class BentoPackageOperator(MlflowHookMixin, BaseOperator):
         if shadow_mv is not None:
             step["shadow_version"] = str(shadow_mv.version)
         self.record_decision_step(context, mv.name, "package", step)
+        self.record_lineage(
+            inputs=[model_version_uri(mv.name, mv.version)]
+            + ([model_version_uri(shadow_mv.name, shadow_mv.version)] if shadow_mv is not None else []),
+            outputs=[bento_uri(tag), archive_uri],
+        )
         return {
             "bento_tag": tag,
             "model_tag": str(bento_model.tag),

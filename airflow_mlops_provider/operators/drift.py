@@ -12,6 +12,7 @@ from airflow.providers.standard.operators.branch import BranchMixIn
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.openlineage import OpenLineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,7 +31,7 @@ def _choice(value: str, allowed: Sequence[str], name: str) -> str:
     return value
 
 
-class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
+class DriftCheckOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator, BranchMixIn):
     """Compare a target profile with a reference profile, per column and overall.
 
     The reference is a profile URI, or the training-data profile recorded on an MLflow model version
@@ -232,6 +233,9 @@ class DriftCheckOperator(MlflowHookMixin, BaseOperator, BranchMixIn):
                 self.drift_asset, extra=extra
             )
             self.log.info("Emitted an event for asset %s", self.drift_asset.name)
+        self.record_lineage(
+            inputs=[self.target_profile_uri, reference_uri], outputs=[result.get("report_uri")]
+        )
         self._record(context, result)
         if self.fail_on is not None and at_least(report.outcome, self.fail_on):
             raise DriftDetectedError(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.openlineage import OpenLineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, TaskGroup
@@ -22,7 +23,7 @@ DEFAULT_PARTITION_SIZE = "128MiB"
 PLAN_FILE = "plan.json"
 
 
-class _PublishesProfile(MlflowHookMixin):
+class _PublishesProfile(OpenLineageMixin, MlflowHookMixin):
     """Writes a dataset's profile where the data gates look for it (and to an MLflow run when asked)."""
 
     output_uri: str | None
@@ -52,6 +53,7 @@ class _PublishesProfile(MlflowHookMixin):
                 self.log.info(
                     "Logged the profile to MLflow run %s/%s", self.mlflow_run_id, self.mlflow_artifact_path
                 )
+        self.record_lineage(inputs=[summary.data_uri], outputs=[output])
         self.log.info(
             "Profiled %s rows x %s columns of %s (%s) into %s",
             summary.rows,
@@ -393,4 +395,3 @@ def partitioned_profile(
         )
         profiles >> merge
     return group
-

@@ -39,6 +39,7 @@ from airflow_mlops_provider.links.mlflow import (
     model_version_url,
     run_url,
 )
+from airflow_mlops_provider.openlineage import OpenLineageMixin, model_version_uri
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -113,7 +114,7 @@ def _literal_gates(gates: Any) -> PromotionGates | None:
     return None
 
 
-class _RegistryOperator(MlflowHookMixin, BaseOperator):
+class _RegistryOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
     """Shared plumbing: the hook, the lease settings, links and the commit under the lease."""
 
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink(), ModelCardLink())
@@ -417,6 +418,9 @@ class ModelPromotionOperator(_RegistryOperator):
                 log=self.log,
             )
             version = str(mv.version)
+            self.record_lineage(
+                inputs=[candidate.model_uri, self.eval_data_uri], outputs=[model_version_uri(name, version)]
+            )
             self._push_links(context, name, version, run)
             client.set_registered_model_alias(name, p.CHALLENGER, version)
             aliases = p.read_state(client, name).aliases

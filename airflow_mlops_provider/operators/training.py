@@ -29,6 +29,7 @@ from kubernetes.client import models as k8s
 from airflow_mlops_provider import __version__, lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.openlineage import OpenLineageMixin
 
 if TYPE_CHECKING:
     import jinja2
@@ -159,7 +160,7 @@ def _caused_by(err: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
-class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
+class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOperator):
     """Train a model, tracked in MLflow, in a Kubernetes pod or in a local subprocess.
 
     The operator creates the MLflow run before the pod (or subprocess) starts and tags it with its
@@ -570,6 +571,7 @@ class MLflowTrainingOperator(MlflowHookMixin, KubernetesPodOperator):
         elif run.info.status != "FINISHED":
             raise TrainingError(f"MLflow run {self.mlflow_run_id} ended {run.info.status}")
         self.log.info("MLflow run %s logged model %s", self.mlflow_run_id, model_uri)
+        self.record_lineage(inputs=[self.train_uri, self.eval_uri], outputs=[model_uri])
         return {
             "run_id": self.mlflow_run_id,
             "experiment_id": experiment_id,

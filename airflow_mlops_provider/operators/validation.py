@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.openlineage import OpenLineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,7 +23,7 @@ REPORT_JSON = "validation_report.json"
 REPORT_MD = "validation_report.md"
 
 
-class DataValidationOperator(MlflowHookMixin, BaseOperator):
+class DataValidationOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
     """Check a dataset's profile against a data contract; fail listing every failed check.
 
     The contract is a :class:`~airflow_mlops_provider.data.contract.DataContract`, a mapping of the
@@ -198,6 +199,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
         result = validate(contract, summary, now=now)
 
         dataset = summary.data_uri or self.profile_uri or ""
+        self.record_lineage(inputs=[self.dataset_uri or self.profile_uri])
         report = {
             **result.to_dict(),
             "dataset": dataset,
@@ -250,6 +252,7 @@ class DataValidationOperator(MlflowHookMixin, BaseOperator):
                 f"{len(result.failures)} data contract check(s) failed for {dataset}:\n{lines}\nreport: {md_uri}",
                 result.failures,
             )
+        self.record_lineage(outputs=[json_uri])
         return {
             "status": result.status,
             "report_uri": json_uri,
