@@ -10,7 +10,7 @@ UV_VERSION := 0.13.9
 # Use uv from PATH when there is one; otherwise bootstrap a pinned uv with pip.
 UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV := $(if $(UV_ON_PATH),$(UV_ON_PATH),$(BOOTSTRAP)/bin/uv)
-STACK := $(VENV)/bin/python -m airflow_mlops_provider.stack
+STACK := $(VENV)/bin/python -m mlops_demo.stack
 
 export UV_PYTHON_DOWNLOADS := never
 export WHYLOGS_NO_ANALYTICS := True
@@ -39,8 +39,8 @@ browser:  ## install Debian's chromium (for tests/e2e) when it is missing
 	}
 
 lint: venv  ## ruff and mypy on the package
-	$(VENV)/bin/ruff check airflow_mlops_provider dags tests benchmarks
-	$(VENV)/bin/ruff format --check airflow_mlops_provider dags tests benchmarks
+	$(VENV)/bin/ruff check airflow_mlops_provider mlops_demo dags tests benchmarks
+	$(VENV)/bin/ruff format --check airflow_mlops_provider mlops_demo dags tests benchmarks
 	$(VENV)/bin/mypy
 
 up: venv  ## start Airflow standalone (:8080) and the MLflow server (:5000) on loopback
@@ -53,7 +53,7 @@ status:  ## say what runs where
 	@$(STACK) status || true
 
 demo: up  ## set up the embedded stack and run the main job
-	$(STACK) demo
+	$(VENV)/bin/python -m mlops_demo.churn_story
 
 clean: down  ## remove all local state (.mlops/) but keep the venv
 	rm -rf .mlops

@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from airflow_mlops_provider.stack import LocalStack, StackConfig, free_port
+    from airflow_mlops_provider.processes import free_port
+    from mlops_demo.stack import LocalStack, StackConfig
 
     config = StackConfig(
         home=WORK / "stack", dags_folder=WORK, mlflow_port=free_port(), airflow_port=free_port()

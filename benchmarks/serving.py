@@ -109,7 +109,7 @@ def register_pipeline(seed: int, alias: str) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
+    from mlops_demo.churn import FEATURES, fit_baseline_model, generate_week
 
     train = generate_week(rows=5_000, seed=seed)
     pipeline = fit_baseline_model(train)
@@ -131,7 +131,7 @@ def register_model() -> tuple[str, str, list[dict[str, Any]]]:
     """Register the champion; return its name, version and sample request rows."""
     import mlflow
 
-    from airflow_mlops_provider.examples.churn import FEATURES, generate_week
+    from mlops_demo.churn import FEATURES, generate_week
 
     # Artifacts go under the throwaway directory, not into ./mlruns.
     mlflow.create_experiment("serving-bench", artifact_location=(WORK / "artifacts").as_uri())
@@ -169,7 +169,7 @@ class Server:
         env: dict[str, str],
         metrics: str | None = None,
     ) -> None:
-        from airflow_mlops_provider.stack import free_port
+        from airflow_mlops_provider.processes import free_port
 
         self.name, self.path, self.body, self.ready_path = name, path, body, ready
         self.metrics_path = metrics
@@ -185,7 +185,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> float:
-        from airflow_mlops_provider.stack import start_process, wait_http
+        from airflow_mlops_provider.processes import start_process, wait_http
 
         log = WORK / f"{self.name}.log"
         started = time.monotonic()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_mlops_provider.stack import LocalStack, StackConfig, free_port
+from airflow_mlops_provider.processes import free_port
+from mlops_demo.stack import LocalStack, StackConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops-tests-"))

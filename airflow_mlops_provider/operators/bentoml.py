@@ -686,10 +686,10 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
         """
         import mlflow.pyfunc
 
+        from airflow_mlops_provider.processes import free_port, start_process, wait_http
         from airflow_mlops_provider.serving.capture import ENV as CAPTURE_ENV
         from airflow_mlops_provider.serving.schema import compare_predictions, to_frame, to_json, to_records
         from airflow_mlops_provider.serving.shadow import ENV as SHADOW_ENV
-        from airflow_mlops_provider.stack import free_port, start_process, wait_http
 
         records = to_records(self.smoke_sample(bento_model, columns), columns)
         expected = to_json(mlflow.pyfunc.load_model(model_uri).predict(to_frame(records, columns)))

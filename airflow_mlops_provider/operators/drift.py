@@ -233,9 +233,7 @@ class DriftCheckOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator, Branch
                 self.drift_asset, extra=extra
             )
             self.log.info("Emitted an event for asset %s", self.drift_asset.name)
-        self.record_lineage(
-            inputs=[self.target_profile_uri, reference_uri], outputs=[result.get("report_uri")]
-        )
+        self.record_lineage(inputs=[self.target_profile_uri, reference_uri], outputs=[report_uri])
         self._record(context, result)
         if self.fail_on is not None and at_least(report.outcome, self.fail_on):
             raise DriftDetectedError(

@@ -26,6 +26,7 @@ PLAN_FILE = "plan.json"
 class _PublishesProfile(OpenLineageMixin, MlflowHookMixin):
     """Writes a dataset's profile where the data gates look for it (and to an MLflow run when asked)."""
 
+    log: Any
     output_uri: str | None
     storage_conn_id: str | None
     mlflow_run_id: str | None

@@ -27,7 +27,7 @@ TASK_TIME_MODULES = (
     "airflow_mlops_provider.monitoring",
     "airflow_mlops_provider.promotion",
     "airflow_mlops_provider.serving",
-    "airflow_mlops_provider.stack",
+    "mlops_demo.stack",
     "airflow_mlops_provider.storage",
     "airflow_mlops_provider.training",
 )

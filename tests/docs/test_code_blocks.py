@@ -181,8 +181,8 @@ with DAG(
 @pytest.mark.timeout(1200)
 def test_readme_pipeline(airflow_db, mlflow_conn, tmp_path, monkeypatch):
     """The README's data gates, training, promotion and packaging blocks, as one DAG, for real."""
-    from airflow_mlops_provider.examples.churn import write_week
     from airflow_mlops_provider.hooks.mlflow import MlflowHook
+    from mlops_demo.churn import write_week
 
     snippets = [b for b in blocks(REPO / "README.md") if b.lang == "python" and b.is_dag_snippet]
     assert len(snippets) >= 2, "README's operator examples went missing"

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_mlops_provider.stack import LocalStack, StackConfig, free_port
+from airflow_mlops_provider.processes import free_port
+from mlops_demo.stack import LocalStack, StackConfig
 from tests.conftest import REPO, SESSION_DIR
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_mlops_provider.examples.churn_story import MODEL_NAME, tell
 from airflow_mlops_provider.lineage import TAG_BENTO_TAG
 from airflow_mlops_provider.model_card import TAG_MODEL_CARD_URI
 from airflow_mlops_provider.promotion import TAG_DECISION
+from mlops_demo.churn_story import MODEL_NAME, tell
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 

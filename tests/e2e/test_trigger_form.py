@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_mlops_provider.lineage import TAG_DAG_RUN_ID
-from airflow_mlops_provider.stack import LocalStack
+from mlops_demo.stack import LocalStack
 from tests.e2e.conftest import ARTIFACTS
 
 if TYPE_CHECKING:

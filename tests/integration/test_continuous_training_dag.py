@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.lineage import TAG_BENTO_TAG, TAG_DATA_FINGERPRINT
+from mlops_demo.churn import write_week
 from tests.conftest import REPO
 from tests.integration.data.conftest import asset_events, run_dag, task_states, try_number
 

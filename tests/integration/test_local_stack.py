@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_mlops_provider.stack import LocalStack, StackConfig, free_port, marked_processes, start_process
+from airflow_mlops_provider.processes import free_port, start_process
+from mlops_demo.stack import LocalStack, StackConfig, marked_processes
 from tests.conftest import REPO, SESSION_DIR
 
 pytestmark = pytest.mark.integration

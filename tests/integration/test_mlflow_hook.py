@@ -13,7 +13,7 @@ import pytest
 
 from airflow_mlops_provider.exceptions import MlflowConnectionError
 from airflow_mlops_provider.hooks.mlflow import MlflowHook
-from airflow_mlops_provider.stack import free_port
+from airflow_mlops_provider.processes import free_port
 
 pytestmark = pytest.mark.integration
 

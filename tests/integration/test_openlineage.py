@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from airflow_mlops_provider.examples.churn import write_week
+from mlops_demo.churn import write_week
 from tests.conftest import REPO
 from tests.integration.data.conftest import run_dag
 

@@ -28,8 +28,8 @@ def trained_version(mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory
     """Train with the runner (as a training task does), log to the server, register version 1."""
     import mlflow
 
-    from airflow_mlops_provider.examples.churn import generate_week
     from airflow_mlops_provider.training.runner import RunnerConfig, run
+    from mlops_demo.churn import generate_week
 
     data = tmp_path_factory.mktemp("data")
     train, evaluation = data / "train.csv", data / "eval.csv"

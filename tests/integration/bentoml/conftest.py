@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_mlops_provider import lineage
-from airflow_mlops_provider.stack import ManagedProcess, free_port, start_process, wait_http
+from airflow_mlops_provider.processes import ManagedProcess, free_port, start_process, wait_http
 from tests.conftest import SESSION_DIR
 
 FINGERPRINT = "sha256:" + "ab" * 32
@@ -70,7 +70,7 @@ def registered(client: Any, mlflow_server: Any, tmp_path_factory: pytest.TempPat
     import mlflow
     from mlflow.models import infer_signature
 
-    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
+    from mlops_demo.churn import FEATURES, fit_baseline_model, generate_week
 
     train = generate_week(rows=2_000, seed=1)
     pipeline = fit_baseline_model(train)

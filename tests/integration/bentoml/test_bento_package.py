@@ -10,13 +10,13 @@ import httpx
 import pytest
 
 from airflow_mlops_provider import lineage
-from airflow_mlops_provider.examples.churn import FEATURES
 from airflow_mlops_provider.exceptions import PackagingError
 from airflow_mlops_provider.operators.bentoml import (
     LABEL_DATA_FINGERPRINT,
     LABEL_RUN_ID,
     BentoPackageOperator,
 )
+from mlops_demo.churn import FEATURES
 from tests.integration.bentoml.conftest import FINGERPRINT, Registered, make_context
 
 pytestmark = pytest.mark.integration
@@ -268,7 +268,7 @@ def test_overloaded_bento_sheds_requests_with_503_not_500_or_a_hang(
 
     import mlflow
 
-    from airflow_mlops_provider.stack import free_port, start_process, wait_http
+    from airflow_mlops_provider.processes import free_port, start_process, wait_http
 
     version = str(mlflow.register_model(registered.source, registered.name).version)
     tight = BentoPackageOperator(

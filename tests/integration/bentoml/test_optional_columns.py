@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_mlops_provider.examples.churn import FEATURES, TARGET, generate_week
+from mlops_demo.churn import FEATURES, TARGET, generate_week
 from tests.integration.bentoml.conftest import make_context
 
 pytestmark = pytest.mark.integration

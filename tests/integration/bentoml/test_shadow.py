@@ -58,7 +58,7 @@ def challenger(registered: Registered, client: Any) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    from airflow_mlops_provider.examples.churn import FEATURES, fit_baseline_model, generate_week
+    from mlops_demo.churn import FEATURES, fit_baseline_model, generate_week
 
     train = generate_week(rows=500, seed=5)
     pipeline = fit_baseline_model(train)

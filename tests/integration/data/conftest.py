@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.lineage import TAG_TRAINING_PROFILE_URI
 from airflow_mlops_provider.operators.profiling import WhylogsProfileOperator
+from mlops_demo.churn import write_week
 from tests.conftest import TEST_STACK
 
 CONTEXT = {"dag": None, "run_id": "r"}

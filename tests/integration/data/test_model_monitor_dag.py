@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from airflow_mlops_provider.examples.churn import FEATURES, TARGET, fit_baseline_model, generate_week
 from airflow_mlops_provider.lineage import TAG_BENTO_CAPTURE_URI, TAG_TASK_TYPE, TAG_TRAINING_PROFILE_URI
 from airflow_mlops_provider.operators.profiling import WhylogsProfileOperator
 from airflow_mlops_provider.promotion import (
@@ -20,6 +19,7 @@ from airflow_mlops_provider.promotion import (
     TAG_ROLLBACK_REASON,
     TAG_STATUS,
 )
+from mlops_demo.churn import FEATURES, TARGET, fit_baseline_model, generate_week
 from tests.conftest import REPO
 from tests.integration.data.conftest import CONTEXT, asset_events, run_dag, task_states, try_number
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from airflow_mlops_provider.data.profiles import profile_dataset
-from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.lineage import data_fingerprint
+from mlops_demo.churn import write_week
 from tests.conftest import REPO
 from tests.integration.data.conftest import run_dag, task_states
 

@@ -32,8 +32,8 @@ from airflow_mlops_provider.operators.registry import (
     ModelPromotionOperator,
     ModelRollbackOperator,
 )
+from airflow_mlops_provider.processes import free_port
 from airflow_mlops_provider.sensors.registry import ModelVersionSensor
-from airflow_mlops_provider.stack import free_port
 from airflow_mlops_provider.triggers.registry import ModelVersionTrigger
 from tests.integration.registry.conftest import FAST_LEASE, FEATURES, make_context
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from airflow_mlops_provider.data.profiles import Profile, profile_dataset
-from airflow_mlops_provider.examples.churn import write_week
+from mlops_demo.churn import write_week
 
 
 @pytest.fixture(scope="session")

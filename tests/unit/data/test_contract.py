@@ -16,7 +16,7 @@ from airflow_mlops_provider.data.contract import (
     validate,
 )
 from airflow_mlops_provider.data.profiles import profile_dataset
-from airflow_mlops_provider.examples.churn import CONTRACTS, generate_week
+from mlops_demo.churn import CONTRACTS, generate_week
 
 CHURN = DataContract(
     name="churn",

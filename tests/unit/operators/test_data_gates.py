@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_mlops_provider.data.contract import ColumnRule, DataContract
-from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.exceptions import (
     DatasetReadError,
     DataValidationError,
@@ -20,6 +19,7 @@ from airflow_mlops_provider.lineage import data_fingerprint
 from airflow_mlops_provider.operators.drift import DriftCheckOperator
 from airflow_mlops_provider.operators.profiling import WhylogsProfileOperator
 from airflow_mlops_provider.operators.validation import DataValidationOperator
+from mlops_demo.churn import write_week
 
 CONTEXT = {"dag": SimpleNamespace(dag_id="test"), "run_id": "manual__1"}
 

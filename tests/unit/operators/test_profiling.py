@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_mlops_provider.examples.churn import write_week
 from airflow_mlops_provider.exceptions import DatasetReadError
 from airflow_mlops_provider.lineage import data_fingerprint
 from airflow_mlops_provider.operators.profiling import (
@@ -18,6 +17,7 @@ from airflow_mlops_provider.operators.profiling import (
     WhylogsProfileOperator,
     partition_profile_uri,
 )
+from mlops_demo.churn import write_week
 
 CONTEXT = {"dag": SimpleNamespace(dag_id="test"), "run_id": "manual__1"}
 

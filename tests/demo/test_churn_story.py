@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from airflow_mlops_provider.decisions import Row
-from airflow_mlops_provider.examples.churn_story import (
+from airflow_mlops_provider.lineage import data_fingerprint
+from mlops_demo.churn_story import (
     WEEKS,
     Outcome,
     ProgressPrinter,
@@ -13,7 +14,6 @@ from airflow_mlops_provider.examples.churn_story import (
     run_id_of,
     write_batches,
 )
-from airflow_mlops_provider.lineage import data_fingerprint
 
 TRAINED = {
     "ingest": "success",

@@ -1,5 +1,7 @@
 """The four-week churn story ``make demo`` tells on the running local stack.
 
+    python -m mlops_demo.churn_story    # on a stack `make up` started
+
 Week 1 is a baseline batch: validated, trained, promoted on the absolute gates, packaged as a Bento.
 Week 2 has real drift (more month-to-month contracts, higher charges): the drift check says so, a
 challenger is trained and becomes champion only if it passes the gates. Week 3 arrives with
@@ -25,12 +27,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from airflow_mlops_provider.decisions import Row, summarize, table
-from airflow_mlops_provider.examples.churn import WeekKind, write_week
-from airflow_mlops_provider.examples.churn_live import live_week
 from airflow_mlops_provider.promotion import CHAMPION, alias_version
-from airflow_mlops_provider.stack import LocalStack
+from mlops_demo.churn import WeekKind, write_week
+from mlops_demo.churn_live import live_week
+from mlops_demo.stack import LocalStack, StackConfig
 
 DAG_ID = "continuous_training"
+#: DAGs the demo runs before the story: quick checks that the stack can do its job.
+PREFLIGHT_DAGS = ("mlflow_connection_check",)
 MODEL_NAME = "churn"
 ROWS = 5_000
 SEED = 2026
@@ -180,7 +184,7 @@ def tell(stack: LocalStack, weeks: Sequence[Week] = WEEKS, timeout: float = 1800
 Airflow UI   {cfg.airflow_url}/dags/{DAG_ID}   (no login: local stack, loopback only)
 MLflow UI    {cfg.mlflow_url}/#/models/{MODEL_NAME}
 Every run's decisions, from MLflow:
-    .venv/bin/python -m airflow_mlops_provider.stack run -- python -m airflow_mlops_provider.decisions {MODEL_NAME}
+    .venv/bin/python -m mlops_demo.stack run -- python -m airflow_mlops_provider.decisions {MODEL_NAME}
 The champion's Bento answers on {cfg.bento_url} (docs/bentoml.md); what it serves is captured
 (docs/monitoring.md), and model_monitor checks it daily:
     curl -s -X POST {cfg.bento_url}/predict -H 'Content-Type: application/json' -d '{{"rows": [...]}}'
@@ -188,3 +192,23 @@ Stop everything (the Bento too): make down""",
         flush=True,
     )
     return not problems
+
+
+def demo(stack: LocalStack, dag_ids: Sequence[str] = PREFLIGHT_DAGS) -> bool:
+    """Run the pre-flight DAGs, then tell the four-week churn story; return whether it held."""
+    stack.wait_for_dag_processor()
+    for dag_id in dag_ids:
+        print(f"running {dag_id} ...", flush=True)
+        run = stack.run_dag(dag_id)
+        if run["state"] != "success":
+            print(f"{dag_id} run {run['dag_run_id']} {run['state']}: see the Airflow UI", file=sys.stderr)
+            return False
+    return tell(stack)
+
+
+def main() -> int:
+    return 0 if demo(LocalStack(StackConfig.from_env())) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,18 +2,19 @@
 
 This is the embedded default a newcomer starts with ``make up``::
 
-    python -m airflow_mlops_provider.stack up       # start both, wait until healthy
-    python -m airflow_mlops_provider.stack status   # what runs where
-    python -m airflow_mlops_provider.stack down     # stop exactly what `up` started
-    python -m airflow_mlops_provider.stack run -- airflow dags list   # any command in the stack's env
+    python -m mlops_demo.stack up       # start both, wait until healthy
+    python -m mlops_demo.stack status   # what runs where
+    python -m mlops_demo.stack down     # stop exactly what `up` started
+    python -m mlops_demo.stack run -- airflow dags list   # any command in the stack's env
 
 Everything lives under ``$MLOPS_HOME`` (default ``./.mlops``): the Airflow home and its SQLite
 database, the MLflow SQLite database and artifact store, the BentoML home, logs and pid files.
 The Airflow UI runs with Airflow's simple auth manager in "all admins" mode: no login, which is
 only acceptable because it listens on 127.0.0.1 alone.
 
-Standard library only: it must run before anything else is importable, and it imports nothing
-from Airflow, so that it can configure Airflow before Airflow reads its configuration.
+A development and demo tool, not part of the provider's wheel. Standard library and the provider's
+own process helpers only: it imports nothing from Airflow, so that it can configure Airflow before
+Airflow reads its configuration.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,19 +32,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airflow_mlops_provider.processes import (
+    ManagedProcess,
+    pid_alive,
+    start_process,
+    stop_group,
+    wait_http,
+)
+
 #: Every process the stack starts carries this variable, so `down` can find stragglers that left
 #: their process group (and only those).
 STACK_MARKER = "MLOPS_STACK_HOME"
 PROVIDER_PACKAGE = "airflow-mlops-provider"
-#: DAGs `make demo` runs before the story: quick checks that the stack can do its job.
-DEMO_DAGS = ("mlflow_connection_check",)
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -162,110 +160,6 @@ class StackConfig:
         ]
 
 
-@dataclass
-class ManagedProcess:
-    """A process started in its own process group, stopped with everything it spawned."""
-
-    name: str
-    pid: int
-
-    def alive(self) -> bool:
-        return _pid_alive(self.pid)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        _stop_group(self.pid, timeout)
-
-
-def start_process(
-    name: str, command: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
-) -> ManagedProcess:
-    """Start ``command`` in a new session with output appended to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            list(command),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return ManagedProcess(name, proc.pid)
-
-
-def wait_http(
-    url: str, timeout: float, *, proc: ManagedProcess | None = None, log_path: Path | None = None
-) -> bytes:
-    """Return the body of ``url`` once it answers 200, or raise naming the URL after ``timeout`` s.
-
-    :param proc: Give up early when this process has died.
-    :param log_path: Its log, whose tail goes into the error.
-    """
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.name} exited before {url} answered{_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return response.read()
-                last = f"HTTP {response.status}"
-        except urllib.error.HTTPError as err:
-            last = f"HTTP {err.code}"
-        except (urllib.error.URLError, OSError) as err:
-            last = str(err)
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s (last: {last}){_tail(log_path)}")
-
-
-def _tail(log_path: Path | None, lines: int = 30) -> str:
-    if log_path is None or not log_path.exists():
-        return ""
-    text = log_path.read_text(errors="replace").splitlines()[-lines:]
-    return f"\n--- last lines of {log_path} ---\n" + "\n".join(text)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited; only its parent's wait() is missing.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _stop_group(pgid: int, timeout: float) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
-        while time.monotonic() < deadline:
-            if not any(_pid_alive(pid) for pid in _group_members(pgid)):
-                return
-            time.sleep(0.2)
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
-
-
 def marked_processes(home: Path) -> Iterator[int]:
     """Yield the pids of live processes started by the stack living in ``home``."""
     needle = f"{STACK_MARKER}={home}".encode()
@@ -274,7 +168,7 @@ def marked_processes(home: Path) -> Iterator[int]:
         if pid == os.getpid():
             continue
         try:
-            if needle in environ.read_bytes().split(b"\0") and _pid_alive(pid):
+            if needle in environ.read_bytes().split(b"\0") and pid_alive(pid):
                 yield pid
         except OSError:
             continue
@@ -291,7 +185,7 @@ class LocalStack:
             pid = int(self.config.pid_file(name).read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def init(self) -> None:
         """Create the state directories and migrate the Airflow database (idempotent)."""
@@ -355,7 +249,7 @@ class LocalStack:
         if pid and tag_file.exists() and tag_file.read_text() == tag:
             return ManagedProcess("bento", pid)
         if pid:
-            _stop_group(pid, timeout=30)
+            stop_group(pid, timeout=30)
         command = [
             str(cfg.bin_dir / "bentoml"),
             "serve",
@@ -386,12 +280,12 @@ class LocalStack:
         for name in ("bento", "airflow", "mlflow"):
             pid = self._read_pid(name)
             if pid:
-                _stop_group(pid, timeout=45)
+                stop_group(pid, timeout=45)
                 stopped.append(f"{name} (pid {pid})")
             self.config.pid_file(name).unlink(missing_ok=True)
         self.config.pid_file("bento").with_suffix(".tag").unlink(missing_ok=True)
         for pid in marked_processes(self.config.home):
-            _stop_group(os.getpgid(pid), timeout=10)
+            stop_group(os.getpgid(pid), timeout=10)
             stopped.append(f"straggler pid {pid}")
         return stopped
 
@@ -483,20 +377,6 @@ class LocalStack:
                 return value
         return value
 
-    def demo(self, dag_ids: Sequence[str] = DEMO_DAGS) -> bool:
-        """Run the pre-flight DAGs, then tell the four-week churn story; return whether it held."""
-        self.wait_for_dag_processor()
-        for dag_id in dag_ids:
-            print(f"running {dag_id} ...", flush=True)
-            run = self.run_dag(dag_id)
-            if run["state"] != "success":
-                print(f"{dag_id} run {run['dag_run_id']} {run['state']}: see the Airflow UI", file=sys.stderr)
-                return False
-        # The story needs pandas and MLflow, which this module must not import at the top.
-        from airflow_mlops_provider.examples.churn_story import tell
-
-        return tell(self)
-
     def wait_for_dag_processor(self, timeout: float = 120) -> None:
         """Wait until every DAG file in the DAG folder has been parsed once."""
         files = {p.name for p in self.config.dags_folder.glob("*.py") if not p.name.startswith("_")}
@@ -549,15 +429,12 @@ class LocalStack:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m airflow_mlops_provider.stack", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m mlops_demo.stack", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the state directory and migrate the Airflow database")
     sub.add_parser("up", help="start Airflow standalone and the MLflow server")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="say what runs where")
-    sub.add_parser("demo", help="tell the four-week churn story on the running stack")
     run = sub.add_parser("run", help="run a command in the stack's environment")
     run.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -572,8 +449,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     elif args.command == "status":
         return 0 if stack.status() else 3
-    elif args.command == "demo":
-        return 0 if stack.demo() else 1
     elif args.command == "run":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not command:

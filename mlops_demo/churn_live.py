@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_mlops_provider.examples.churn import FEATURES, TARGET, WeekKind, generate_week
-from airflow_mlops_provider.stack import LocalStack
+from mlops_demo.churn import FEATURES, TARGET, WeekKind, generate_week
+from mlops_demo.stack import LocalStack
 
 MONITOR_DAG = "model_monitor"
 TRAINING_DAG = "continuous_training"
