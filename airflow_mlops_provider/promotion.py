@@ -464,25 +464,10 @@ def check_evidence(
 
 
 def load_frame(uri: str) -> pd.DataFrame:
-    """Read evaluation data: a CSV or Parquet file, a directory or glob of them, or a remote URI."""
-    import pandas as pd
+    """Read evaluation data with the provider's one dataset reader (NumPy dtypes, as training has)."""
+    from airflow_mlops_provider.data.datasets import read_dataframe
 
-    def read(path: str) -> pd.DataFrame:
-        lower = path.lower()
-        if lower.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        if lower.endswith((".csv", ".csv.gz", ".txt")):
-            return pd.read_csv(path)
-        raise ValueError(f"evaluation data {path!r}: expected a .csv or .parquet file")
-
-    scheme = urllib.parse.urlsplit(uri).scheme
-    if scheme not in ("", "file"):
-        return read(uri)
-    files = lineage.data_files(uri)
-    if not files:
-        raise FileNotFoundError(f"no evaluation data files match {uri!r}")
-    frames = [read(str(f)) for f in files]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return read_dataframe(uri, numpy_dtypes=True)
 
 
 def data_fingerprint(uri: str) -> str | None:

@@ -638,12 +638,46 @@ def _parquet_chunks(f: DatasetFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield _to_pandas(pa.Table.from_batches([batch]))
 
 
-def read_dataframe(uri: str, file_format: str | None = None) -> pd.DataFrame:
-    """Read the whole dataset at ``uri`` into one DataFrame (for evaluation-sized data)."""
+def read_dataframe(uri: str, file_format: str | None = None, *, numpy_dtypes: bool = False) -> pd.DataFrame:
+    """Read the whole dataset at ``uri`` into one DataFrame (for training- and evaluation-sized data).
+
+    The one reader of datasets: the same files, formats and refusals as profiling.
+
+    :param numpy_dtypes: Give the columns the dtypes ``pandas.read_csv`` gives, which scikit-learn
+        takes (see :func:`as_numpy_dtypes`), instead of pandas' nullable ones.
+    """
     import pandas as pd
 
     files = resolve(uri)
     chunks = list(iter_chunks(files, detect_format(files, file_format)))
     if not chunks:
         raise DatasetError(f"dataset {uri!r} has a header but no rows")
-    return pd.concat(chunks, ignore_index=True)
+    frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    return as_numpy_dtypes(frame) if numpy_dtypes else frame
+
+
+def as_numpy_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with NumPy dtypes: nullable integers as ``int64`` (``float64`` with NaN when
+    a value is missing), booleans likewise, strings as objects with NaN for missing.
+
+    scikit-learn reads missing values as NaN only (``pd.NA`` fails its checks), and a served model
+    is sent NaN for a ``null``: so models train and are evaluated on what they will be served.
+    """
+    import numpy as np
+    import pandas as pd
+
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        dtype = column.dtype
+        if isinstance(dtype, pd.StringDtype) or pd.api.types.is_object_dtype(dtype):
+            values = column.to_numpy(dtype=object, copy=True)
+            values[pd.isna(values)] = np.nan
+            columns[name] = pd.Series(values, index=frame.index, dtype=object)
+        elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iub":
+            missing = column.isna().any()
+            target = float if missing else (bool if dtype.kind == "b" else "int64")
+            columns[name] = column.to_numpy(dtype=target, na_value=np.nan if missing else None)
+        else:
+            columns[name] = column
+    return pd.DataFrame(columns, index=frame.index)

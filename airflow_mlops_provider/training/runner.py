@@ -156,35 +156,18 @@ def _is_remote(uri: str) -> bool:
 
 
 def read_dataset(uri: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file, a directory of them, or a glob's matches into one DataFrame.
+    """Read training or evaluation data with the provider's one dataset reader
+    (:func:`airflow_mlops_provider.data.datasets.read_dataframe`, NumPy dtypes).
 
-    Remote URIs (``s3://``, ``gs://``…) go to pandas as they are, which needs the fsspec driver.
+    A CSV or Parquet file, a directory of partitions or a glob; local, or any fsspec scheme whose
+    driver is installed.
     """
-    import pandas as pd
-
-    def read_one(path: str) -> pd.DataFrame:
-        lowered = path.lower()
-        if lowered.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        if lowered.endswith((".csv", ".csv.gz", ".txt")):
-            return pd.read_csv(path)
-        raise RunnerInputError(f"dataset {uri!r}: cannot read {path!r}; expected .csv or .parquet")
+    from airflow_mlops_provider.data.datasets import DatasetError, read_dataframe
 
     try:
-        if _is_remote(uri):
-            return read_one(uri)
-        try:
-            files = lineage.data_files(uri)
-        except FileNotFoundError:
-            raise RunnerInputError(f"dataset {uri!r} does not exist") from None
-        if not files:
-            raise RunnerInputError(f"dataset {uri!r} holds no data files")
-        frames = [read_one(str(p)) for p in files]
-    except RunnerInputError:
-        raise
-    except Exception as err:
-        raise RunnerInputError(f"dataset {uri!r} cannot be read: {type(err).__name__}: {err}") from None
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return read_dataframe(uri, numpy_dtypes=True)
+    except DatasetError as err:
+        raise RunnerInputError(f"training data {uri!r} cannot be read: {err}") from None
 
 
 def fingerprint(uri: str) -> str | None:

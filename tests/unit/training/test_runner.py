@@ -116,16 +116,38 @@ def test_entrypoint_errors_name_the_entrypoint(spec, message):
 
 
 def test_unreadable_datasets_are_named(tmp_path):
-    with pytest.raises(RunnerInputError, match="does not exist"):
+    with pytest.raises(RunnerInputError, match=r"missing\.csv' cannot be read: no dataset at"):
         read_dataset(str(tmp_path / "missing.csv"))
     odd = tmp_path / "data.xlsx"
     odd.write_bytes(b"x")
-    with pytest.raises(RunnerInputError, match=r"expected \.csv or \.parquet"):
+    with pytest.raises(RunnerInputError, match="cannot tell the format of"):
         read_dataset(str(odd))
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"not parquet")
-    with pytest.raises(RunnerInputError, match="cannot be read"):
+    with pytest.raises(RunnerInputError, match=r"has a \.parquet name but looks like CSV text"):
         read_dataset(str(broken))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_training_data_reads_with_numpy_dtypes_whatever_the_format(tmp_path, suffix):
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"n": [1, 2, None], "k": [1, 2, 3], "s": ["a", None, "c"], "x": [0.5, None, 1.5], "y": [0, 1, 0]}
+    )
+    path = tmp_path / f"d.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path, index=False)
+    read = read_dataset(str(path))
+    assert {c: str(t) for c, t in read.dtypes.items()} == {
+        "n": "float64",
+        "k": "int64",
+        "s": "object",
+        "x": "float64",
+        "y": "int64",
+    }
+    assert read["s"].iloc[1] is np.nan
+    assert np.isnan(read["n"].iloc[2])
 
 
 def test_missing_target_column_names_the_column_and_the_columns_there(data):
