@@ -19,13 +19,13 @@ from airflow_mlops_provider.gates import (
     Operator,
     RegressionGate,
     Threshold,
-    _number,
     bound_result,
     check_model_kind,
     metric_spec,
     metrics_for,
     yaml_mapping,
 )
+from airflow_mlops_provider.gates.metrics import _number
 
 DecayStatus = Literal["ok", "degraded", "insufficient_data"]
 

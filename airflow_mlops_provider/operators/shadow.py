@@ -25,14 +25,16 @@ from airflow_mlops_provider.operators.registry import (
     ModelPromotionCommitOperator,
     ModelPromotionOperator,
     OnReject,
+    approve_and_commit,
+    record_decision_quietly,
+    record_promotion_step,
+)
+from airflow_mlops_provider.operators.registry.base import (
     _check_on_reject,
     _owner,
     _refuse,
     _RegistryOperator,
     _run_info,
-    approve_and_commit,
-    record_decision_quietly,
-    record_promotion_step,
 )
 
 if TYPE_CHECKING:
@@ -168,8 +170,8 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue | bool:
         from airflow_mlops_provider import lineage
         from airflow_mlops_provider import promotion as p
-        from airflow_mlops_provider.exceptions import MonitoringError, PromotionConflict
-        from airflow_mlops_provider.gates import GateConfigError, PromotionGates, check_model_kind
+        from airflow_mlops_provider.exceptions import GateConfigError, MonitoringError, PromotionConflict
+        from airflow_mlops_provider.gates import PromotionGates, check_model_kind
         from airflow_mlops_provider.monitoring.online import compare, read_pairs
         from airflow_mlops_provider.monitoring.outcomes import empty_labels, read_labels
         from airflow_mlops_provider.operators.monitoring import _exists, _when, capture_uri_of

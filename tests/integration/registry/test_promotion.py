@@ -430,16 +430,18 @@ def test_mlflow_lost_between_alias_writes_is_repaired_by_the_next_holder(trained
     name = new_name()
     promote(trained, name, "baseline")
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", proxy.conn_json())
-    original = p._set_alias
+    from airflow_mlops_provider.promotion import lease
+
+    original = lease._set_alias
 
     def write_then_cut(*args, **kwargs):
         original(*args, **kwargs)
         proxy.cut()
 
-    monkeypatch.setattr(p, "_set_alias", write_then_cut)
+    monkeypatch.setattr(lease, "_set_alias", write_then_cut)
     with pytest.raises(MlflowConnectionError, match="became unreachable while promoting"):
         promote(trained, name, "better")
-    monkeypatch.setattr(p, "_set_alias", original)
+    monkeypatch.setattr(lease, "_set_alias", original)
     # The serving alias never moved; the dead holder's intent stays in the lease.
     state = p.read_state(client, name)
     assert state.aliases["champion"] == "1"
