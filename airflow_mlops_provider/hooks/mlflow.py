@@ -25,8 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_mlops_provider.exceptions import MlflowConnectionError
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID

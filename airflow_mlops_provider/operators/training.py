@@ -377,7 +377,7 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         """The Secret with the MLflow credentials: the argument, else the connection's extra."""
         if self.mlflow_secret_name:
             return self.mlflow_secret_name
-        from airflow.exceptions import AirflowNotFoundException
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
             conn = self.mlflow_hook.get_connection(self.mlflow_conn_id)

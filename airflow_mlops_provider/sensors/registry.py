@@ -113,7 +113,7 @@ class ModelVersionSensor(MlflowHookMixin, BaseSensorOperator):
             self.log.info("%s", message)
             return
         if status == "timeout":
-            from airflow.exceptions import AirflowSensorTimeout
+            from airflow.sdk.exceptions import AirflowSensorTimeout
 
             raise AirflowSensorTimeout(message)
         raise MlopsProviderError(f"{self.registered_model_name}: {status}: {message}")

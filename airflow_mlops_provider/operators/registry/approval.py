@@ -147,7 +147,7 @@ class ModelApprovalOperator(MlflowHookMixin, ApprovalOperator):
 
     def prepare(self, context: Context) -> dict[str, Any]:
         """Fill subject and body from the evaluation's decision; skip when there is nothing to approve."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         decision = self._decision(context)
         if decision.get("decision") != "awaiting_approval":

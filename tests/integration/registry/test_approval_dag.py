@@ -33,8 +33,8 @@ def respond_when_asked(
     from airflow.models.hitl import HITLUser
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.trigger import handle_event_submit
+    from airflow.sdk import timezone
     from airflow.triggers.base import TriggerEvent
-    from airflow.utils import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select

@@ -517,7 +517,7 @@ def test_approval_path_commits_only_an_approved_candidate(trained, client):
 
 
 def test_approval_is_skipped_when_the_evaluation_refused():
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     approve = ModelApprovalOperator(task_id="approve", evaluation_task_id="evaluate")
     refused = {"decision": "rejected", "registered_model_name": "m", "version": "4"}
@@ -554,7 +554,7 @@ def test_sensor_pokes_ready_version_and_alias(two_versions):
 
 
 def test_deferred_sensor_sees_the_alias_move(two_versions):
-    from airflow.exceptions import TaskDeferred
+    from airflow.sdk.exceptions import TaskDeferred
 
     name, client = two_versions
     client.set_registered_model_alias(name, "champion", "1")

@@ -237,7 +237,7 @@ def test_deferrable_training_resumes_on_a_fresh_operator_and_finds_its_run(conne
 
 
 def test_failing_pod_fails_the_task_and_marks_the_run_failed(connections, client, churn_data):
-    from airflow.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException
 
     ns = namespace()
     context = make_context()
