@@ -25,6 +25,7 @@ from airflow_mlops_provider.exceptions import (
     PromotionConflict,
     PromotionRejected,
 )
+from airflow_mlops_provider.lineage import TAG_TASK_TYPE
 from airflow_mlops_provider.links.mlflow import XCOM_MODEL_VERSION_URL, XCOM_RUN_URL
 from airflow_mlops_provider.operators.registry import (
     ModelApprovalOperator,
@@ -234,7 +235,7 @@ def regressor_runs(mlflow_server: Any, trained: Any) -> dict[str, str]:
     frame = pd.read_csv(trained.eval_csv)
     model = LinearRegression().fit(frame[FEATURES], frame["churned"].astype(float))
     runs = {}
-    for label, tags in (("tagged", {p.lineage.TAG_TASK_TYPE: "regression"}), ("untagged", {})):
+    for label, tags in (("tagged", {TAG_TASK_TYPE: "regression"}), ("untagged", {})):
         with mlflow.start_run(tags=tags) as run:
             mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
         runs[label] = run.info.run_id
