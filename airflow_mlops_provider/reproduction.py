@@ -135,7 +135,7 @@ def reproduce(
     import pandas as pd
 
     from airflow_mlops_provider.promotion import load_model
-    from airflow_mlops_provider.training.runner import RunnerConfig, missing_as_nan, read_dataset, train
+    from airflow_mlops_provider.training.runner import RunnerConfig, read_dataset, train
 
     mv = client.get_model_version(name, str(version))
     if not mv.run_id or not mv.source:
@@ -151,7 +151,7 @@ def reproduce(
         seed=found.seed,
     )
     trained = train(config)
-    frame: pd.DataFrame = missing_as_nan(read_dataset(found.eval_uri))
+    frame: pd.DataFrame = read_dataset(found.eval_uri)
     features = frame.drop(columns=[found.target])
     with tempfile.TemporaryDirectory(prefix="mlops-reproduce-") as tmp:
         original = load_model(client, str(mv.source), tmp)

@@ -269,32 +269,11 @@ class TrainedModel:
     optional_columns: list[str] = field(default_factory=list)
 
 
-def missing_as_nan(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``frame`` with every missing value in its object columns as NaN.
-
-    Parquet's nulls arrive there as ``None``, CSV's as NaN. scikit-learn's ``SimpleImputer`` takes
-    only NaN for missing, and the served model gets NaN for a ``null``: so the model trains on what
-    it will be served, whatever the file format.
-    """
-    import numpy as np
-    import pandas as pd
-
-    objects = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().any()]
-    if not objects:
-        return frame
-    frame = frame.copy()
-    for column in objects:
-        values = frame[column].to_numpy(dtype=object, copy=True)
-        values[pd.isna(values)] = np.nan
-        frame[column] = pd.Series(values, index=frame.index, dtype=object)
-    return frame
-
-
 def train(config: RunnerConfig) -> TrainedModel:
     """Load the entrypoint and the data, call it, evaluate the result. Logs nothing anywhere."""
     entry = load_entrypoint(config.entrypoint)
-    train_frame = missing_as_nan(read_dataset(config.train_uri))
-    eval_frame = missing_as_nan(read_dataset(config.eval_uri))
+    train_frame = read_dataset(config.train_uri)
+    eval_frame = read_dataset(config.eval_uri)
     for name, uri, frame in (
         ("training", config.train_uri, train_frame),
         ("eval", config.eval_uri, eval_frame),
