@@ -21,22 +21,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-MLFLOW_SCHEMES = ("runs", "models", "mlflow-artifacts")
 BENTO_SCHEME = "bentoml"
 
 
 def dataset_name(uri: str, mlflow_namespace: str = "mlflow") -> tuple[str, str]:
     """Return ``(namespace, name)`` for a URI: a file path, an object-storage URI or an MLflow URI."""
+    # Imported here: DAG files import the operators, and parsing must not import the hook.
+    from airflow_mlops_provider import storage
+
     text = str(uri)
-    parts = urllib.parse.urlsplit(text)
-    scheme = parts.scheme if len(parts.scheme) > 1 else ""
-    if scheme in ("", "file"):
-        path = urllib.parse.unquote(parts.path) if scheme == "file" else text
+    path = storage.local_path(text)
+    if path is not None:
         return "file", os.path.abspath(path)
-    if scheme in MLFLOW_SCHEMES:
+    scheme = storage.scheme(text)
+    if scheme in storage.MLFLOW_SCHEMES:
         return mlflow_namespace, text
     if scheme == BENTO_SCHEME:
         return BENTO_SCHEME, text.split("://", 1)[1]
+    parts = urllib.parse.urlsplit(text)
     return f"{scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"
 
 
