@@ -1,7 +1,8 @@
 """Processes the provider starts and waits for: a ``bentoml serve`` for a smoke test, say.
 
 Each starts in its own session, so stopping it stops everything it spawned; ``wait_http`` waits
-for a URL to answer and, when the process dies first, says so with the tail of its log.
+for a URL to answer and, when the process dies first, says so with the tail of its log. A process
+started here is reaped here when it is stopped (or found dead), so none is left a zombie.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+#: The processes this interpreter started, by pid, until they are reaped.
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def free_port() -> int:
@@ -54,6 +58,7 @@ def start_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _children[proc.pid] = proc
     return ManagedProcess(name, proc.pid)
 
 
@@ -91,6 +96,13 @@ def _tail(log_path: Path | None, lines: int = 30) -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not); a child of this interpreter is reaped once it has exited."""
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _children[pid]
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -105,16 +117,20 @@ def pid_alive(pid: int) -> bool:
 
 
 def stop_group(pgid: int, timeout: float) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
-        while time.monotonic() < deadline:
-            if not any(pid_alive(pid) for pid in _group_members(pgid)):
+    """Stop every process of group ``pgid``: SIGTERM, then SIGKILL after ``timeout`` s."""
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
                 return
-            time.sleep(0.2)
+            deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
+            while time.monotonic() < deadline:
+                if not any(pid_alive(pid) for pid in _group_members(pgid)):
+                    return
+                time.sleep(0.2)
+    finally:
+        pid_alive(pgid)  # reaps the group's leader when this interpreter started it
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -692,7 +692,7 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
             paths = [os.path.dirname(os.path.abspath(fileloc)), env.get("PYTHONPATH", "")]
             env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         self.log.info("Running locally: %s", " ".join(command))
-        process = self._process = subprocess.Popen(
+        with subprocess.Popen(
             command,
             env=env,
             cwd=self.local_cwd,
@@ -701,11 +701,12 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
             text=True,
             bufsize=1,
             start_new_session=True,
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.log.info("[training] %s", line.rstrip())
-        code = process.wait()
+        ) as process:
+            self._process = process
+            assert process.stdout is not None
+            for line in process.stdout:
+                self.log.info("[training] %s", line.rstrip())
+            code = process.wait()
         if self._run_killed:
             raise TrainingError(f"the training process was killed (exit status {code})")
         if code != 0:
