@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +11,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlops_provider import lineage
+from airflow_mlops_provider.bentos.build import (
+    LABEL_DATA_FINGERPRINT,
+    LABEL_MODEL_NAME,
+    LABEL_MODEL_VERSION,
+    LABEL_RUN_ID,
+    bento_name,
+    bentoml_env,
+    servable_columns,
+)
 from airflow_mlops_provider.exceptions import PackagingError
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.openlineage import OpenLineageMixin, bento_uri, model_version_uri
@@ -29,57 +29,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from airflow_mlops_provider.bentos.smoke import SmokeTest
     from airflow_mlops_provider.serving.capture import CaptureConfig
     from airflow_mlops_provider.serving.shadow import ShadowConfig
     from airflow_mlops_provider.vulnerabilities import VulnerabilityPolicy
-
-#: Labels on the BentoML model and the Bento, tying both to the registry.
-LABEL_MODEL_NAME = "mlflow_model_name"
-LABEL_MODEL_VERSION = "mlflow_model_version"
-LABEL_RUN_ID = "mlflow_run_id"
-LABEL_DATA_FINGERPRINT = "data_fingerprint"
-#: The serving subpackage travels in each Bento under this top-level name, apart from the provider.
-SERVING_PACKAGE = "mlops_serving"
-SERVICE_IMPORT = f"{SERVING_PACKAGE}.service:MlflowModelService"
-#: What the service imports besides BentoML and the model's own requirements.
-SERVICE_REQUIREMENTS = ("pandas", "pydantic>=2", "pyyaml", "pyarrow", "fsspec", "prometheus-client")
-CONTAINER_BACKENDS = ("docker", "podman", "buildah", "nerdctl", "buildctl")
-
-
-def bento_name(model_name: str) -> str:
-    """Return a BentoML tag name for a registered model name (lower case, ``[a-z0-9._-]``)."""
-    name = re.sub(r"[^a-z0-9._-]+", "-", model_name.lower()).strip("-._")
-    if not name:
-        raise PackagingError(f"model name {model_name!r} gives an empty BentoML tag name")
-    return name[:63]
-
-
-def bentoml_env() -> dict[str, str]:
-    """Return the BentoML variables this provider runs with: its home and no usage tracking."""
-    from airflow_mlops_provider.hooks.mlflow import mlops_home
-
-    return {
-        "BENTOML_HOME": os.environ.get("BENTOML_HOME") or str(mlops_home() / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK") or "True",
-    }
-
-
-def read_sample(uri: str, columns: list[dict[str, Any]], rows: int) -> Any:
-    """Return the first ``rows`` rows of a local CSV or Parquet file (or directory of Parquet)."""
-    import pandas as pd
-
-    path = (
-        Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path))
-        if uri.startswith("file://")
-        else Path(uri)
-    )
-    if not path.exists():
-        raise PackagingError(f"evaluation sample {uri!r} does not exist")
-    frame = pd.read_csv(path, nrows=rows) if path.suffix.lower() in (".csv", ".gz") else pd.read_parquet(path)
-    missing = [c["name"] for c in columns if c["name"] not in frame.columns and c.get("required", True)]
-    if missing:
-        raise PackagingError(f"evaluation sample {uri!r} lacks the model's input columns {missing}")
-    return frame.head(rows)
 
 
 class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
@@ -202,7 +155,7 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
         self.serve_timeout_s = serve_timeout_s
         self.rel_tol = rel_tol
         self.mlflow_conn_id = mlflow_conn_id
-        self._server: Any = None
+        self._smoke: SmokeTest | None = None
 
     # -- resolving -------------------------------------------------------------------------------
 
@@ -233,27 +186,6 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
                 + (f" ({mv.status_message})" if mv.status_message else "")
             )
         return mv
-
-    def check_servable(self, model_uri: str) -> list[dict[str, Any]]:
-        """Return the input columns of the model at ``model_uri``, or raise unless BentoML can serve it."""
-        from mlflow.exceptions import MlflowException
-        from mlflow.models import get_model_info
-
-        from airflow_mlops_provider.serving.schema import SignatureError, input_columns
-
-        try:
-            info = get_model_info(model_uri)
-        except (MlflowException, OSError) as err:
-            raise PackagingError(f"{model_uri} is not an MLflow model: {err}") from None
-        if "python_function" not in info.flavors:
-            raise PackagingError(
-                f"{model_uri} has flavors {sorted(info.flavors)}; BentoML serves MLflow models with the "
-                f"'python_function' flavor only"
-            )
-        try:
-            return input_columns({"signature": info.signature.to_dict() if info.signature else None})
-        except SignatureError as err:
-            raise PackagingError(f"{model_uri}: {err}") from None
 
     def labels(self, client: MlflowClient, mv: ModelVersion) -> dict[str, str]:
         """Return the lineage labels of the model version: name, version, run id, data fingerprint."""
@@ -385,7 +317,7 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
         client = self.mlflow_hook.get_client()
         mv = self.resolve_version(client)
         model_uri = f"models:/{mv.name}/{mv.version}"
-        columns = self.check_servable(model_uri)
+        columns = servable_columns(model_uri)
         capture = self.capture_config(columns)
         labels = self.labels(client, mv)
         tag = model_tag = f"{bento_name(mv.name)}:v{mv.version}"
@@ -398,7 +330,7 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
                     f"predictions are only ever captured; package it with capture on"
                 )
             shadow_uri = f"models:/{shadow_mv.name}/{shadow_mv.version}"
-            settings = self.shadow_config(columns, self.check_servable(shadow_uri))
+            settings = self.shadow_config(columns, servable_columns(shadow_uri))
             shadow = {
                 "model_uri": shadow_uri,
                 "labels": self.labels(client, shadow_mv),
@@ -412,26 +344,37 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
 
         import bentoml
 
-        created: list[tuple[str, str]] = []
+        from airflow_mlops_provider.bentos import build
+
+        created: build.Created = []
         try:
-            bento_model = self._import_model(model_tag, model_uri, labels, created)
+            bento_model = build.import_model(model_tag, model_uri, labels, created, self.log)
             if shadow is not None:
-                shadow["bento_model"] = self._import_model(
-                    shadow["tag"], shadow["model_uri"], shadow["labels"], created
+                shadow["bento_model"] = build.import_model(
+                    shadow["tag"], shadow["model_uri"], shadow["labels"], created, self.log
                 )
             card = self.model_card_files(mv)
-            bento = self._build_bento(tag, bento_model, labels, capture, created, shadow, card)
+            service = {
+                "max_batch_size": self.max_batch_size,
+                "max_latency_ms": self.max_latency_ms,
+                "workers": self.workers,
+                "timeout_s": self.request_timeout_s,
+            }
+            bento = build.build_bento(
+                tag, bento_model, labels, capture, service, created, self.log, shadow, card
+            )
             if self.smoke_test:
                 smoke = self.run_smoke_test(tag, model_uri, bento_model, columns, shadow)
             else:
                 self.log.warning("Smoke test disabled: Bento %s is exported untested", tag)
                 smoke = {"status": "skipped"}
-            scan = self.scan_vulnerabilities(bento_requirements(bento_model, shadow))
-            archive_uri = self._export(bento, created)
-            image, dockerfile_uri = self._image_or_dockerfile(tag, Path(archive_uri).parent)
+            scan = self.scan_vulnerabilities(build.bento_requirements(bento_model, shadow))
+            archive_uri = build.export_archive(bento, self.export_uri, created)
+            image, dockerfile_uri = build.image_or_dockerfile(
+                tag, Path(archive_uri).parent, self.container_backend, self.log
+            )
         except BaseException:
-            for kind, what in reversed(created):
-                self._delete(kind, what)
+            build.delete_created(created, self.log)
             raise
 
         if shadow_mv is None:
@@ -508,169 +451,6 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
             "bentoml_version": bentoml.__version__,
         }
 
-    def _import_model(
-        self, tag: str, model_uri: str, labels: dict[str, str], created: list[tuple[str, str]]
-    ) -> Any:
-        import bentoml
-
-        existing = self._existing_from_same_run(
-            bentoml.models.get, tag, labels, "BentoML model store", f"bentoml models delete {tag}"
-        )
-        if existing is not None:
-            self.log.info("BentoML model %s already imported: reusing it", tag)
-            return existing
-        self.log.info("Importing %s into the BentoML model store as %s", model_uri, tag)
-        # BentoML writes the model aside and saves it only when the import succeeds.
-        model = bentoml.mlflow.import_model(
-            tag,
-            model_uri,
-            signatures={"predict": {"batchable": True}},
-            labels=labels,
-            metadata={"mlflow_model_uri": model_uri},
-        )
-        created.append(("model", tag))
-        return model
-
-    @staticmethod
-    def _existing_from_same_run(
-        get: Any, tag: str, labels: dict[str, str], store: str, delete_cmd: str
-    ) -> Any:
-        """Return the store's entry for ``tag`` when it came from the same MLflow run, ``None`` when absent.
-
-        Rebuilding the same model version is idempotent; the same tag from another run is refused.
-        """
-        from bentoml.exceptions import NotFound
-
-        try:
-            existing = get(tag)
-        except NotFound:
-            return None
-        found = existing.info.labels.get(LABEL_RUN_ID)
-        if found != labels[LABEL_RUN_ID]:
-            raise PackagingError(
-                f"the {store} already holds {tag} from run {found!r}, not {labels[LABEL_RUN_ID]!r}: "
-                f"delete it ({delete_cmd}) to repackage"
-            )
-        return existing
-
-    def _build_bento(
-        self,
-        tag: str,
-        bento_model: Any,
-        labels: dict[str, str],
-        capture: CaptureConfig,
-        created: list[tuple[str, str]],
-        shadow: Mapping[str, Any] | None = None,
-        card: Mapping[str, str] | None = None,
-    ) -> Any:
-        import bentoml
-
-        from airflow_mlops_provider import serving
-
-        existing = self._existing_from_same_run(
-            bentoml.get, tag, labels, "Bento store", f"bentoml delete {tag}"
-        )
-        if existing is not None:
-            self.log.info("Bento %s already built: reusing it", tag)
-            built = _built_capture(existing)
-            if built != capture.to_dict():
-                self.log.warning(
-                    "Bento %s was built with capture settings %s, not %s: it keeps them (a Bento does "
-                    "not change); override them where it is served with the MLOPS_CAPTURE_* variables",
-                    tag,
-                    built,
-                    capture.to_dict(),
-                )
-            return existing
-
-        name, version = tag.split(":")
-        with tempfile.TemporaryDirectory(prefix="bento-build-") as ctx:
-            shutil.copytree(
-                Path(serving.__file__).parent,
-                Path(ctx, SERVING_PACKAGE),
-                ignore=shutil.ignore_patterns("__pycache__"),
-            )
-            config = {
-                "model_tag": str(bento_model.tag),
-                "service_name": name.replace("-", "_").replace(".", "_"),
-                "max_batch_size": self.max_batch_size,
-                "max_latency_ms": self.max_latency_ms,
-                "workers": self.workers,
-                "timeout_s": self.request_timeout_s,
-                "labels": labels,
-                "capture": capture.to_dict(),
-            }
-            if shadow is not None:
-                config["shadow"] = {
-                    "model_tag": str(shadow["bento_model"].tag),
-                    "labels": shadow["labels"],
-                    "settings": shadow["settings"],
-                }
-            for file_name, text in (card or {}).items():
-                Path(ctx, file_name).write_text(text)
-            Path(ctx, "bento_config.json").write_text(json.dumps(config, indent=2))
-            # The models' own pinned requirements, plus what the service itself imports. Not locked:
-            # locking resolves against a package index, which a worker may not reach.
-            Path(ctx, "requirements.txt").write_text(
-                "\n".join(bento_requirements(bento_model, shadow)) + "\n"
-            )
-            python = {"requirements_txt": "requirements.txt", "lock_packages": False}
-            self.log.info("Building Bento %s", tag)
-            # BentoML imports the service to build it; a service of an earlier build in this
-            # process would otherwise answer from the module cache with its own model.
-            _forget_modules(SERVING_PACKAGE)
-            try:
-                bento = bentoml.build(
-                    SERVICE_IMPORT,
-                    name=name,
-                    version=version,
-                    build_ctx=ctx,
-                    include=[f"{SERVING_PACKAGE}/*.py", "bento_config.json", *(card or {})],
-                    labels=labels,
-                    description=f"MLflow model {labels[LABEL_MODEL_NAME]} version {labels[LABEL_MODEL_VERSION]}"
-                    + (f", v{shadow['labels'][LABEL_MODEL_VERSION]} in shadow" if shadow else ""),
-                    python=python,
-                )
-            finally:
-                _forget_modules(SERVING_PACKAGE)
-            created.append(("bento", tag))
-            return bento
-
-    def _delete(self, kind: str, tag: str) -> None:
-        """Remove what this task created: a ``bento`` or ``model`` by tag, an ``archive`` by path."""
-        import bentoml
-
-        try:
-            if kind == "archive":
-                Path(tag).unlink(missing_ok=True)
-            elif kind == "bento":
-                bentoml.delete(tag)
-            else:
-                bentoml.models.delete(tag)
-            self.log.info("Removed half-built %s %s from the BentoML store", kind, tag)
-        except Exception as err:
-            self.log.warning("Could not remove %s %s from the BentoML store: %s", kind, tag, err)
-
-    # -- smoke test ------------------------------------------------------------------------------
-
-    def smoke_sample(self, bento_model: Any, columns: list[dict[str, Any]]) -> Any:
-        """Return the rows to smoke-test with: ``eval_data_uri``, else the model's input example."""
-        if self.eval_data_uri:
-            return read_sample(self.eval_data_uri, columns, self.smoke_rows)
-        from mlflow.models import Model
-
-        path = bento_model.path_of("mlflow_model")
-        example = Model.load(path).load_input_example(path)
-        if example is None:
-            raise PackagingError(
-                "no evaluation sample for the smoke test: pass eval_data_uri, or log the model with an "
-                "input_example"
-            )
-        import pandas as pd
-
-        frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
-        return frame.head(self.smoke_rows)
-
     def run_smoke_test(
         self,
         tag: str,
@@ -679,254 +459,40 @@ class BentoPackageOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
         columns: list[dict[str, Any]],
         shadow: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Serve the Bento on loopback and require its predictions to equal the pyfunc model's.
+        """Serve the Bento on loopback and require its predictions to equal the pyfunc model's
+        (:class:`~airflow_mlops_provider.bentos.smoke.SmokeTest`)."""
+        from airflow_mlops_provider.bentos.smoke import SmokeTest, smoke_sample
 
-        A shadow must predict, one prediction per row, on the same rows (in process: the served Bento
-        answers with the champion alone, and its shadow's scores are only captured).
-        """
-        import mlflow.pyfunc
-
-        from airflow_mlops_provider.processes import free_port, start_process, wait_http
-        from airflow_mlops_provider.serving.capture import ENV as CAPTURE_ENV
-        from airflow_mlops_provider.serving.schema import compare_predictions, to_frame, to_json, to_records
-        from airflow_mlops_provider.serving.shadow import ENV as SHADOW_ENV
-
-        records = to_records(self.smoke_sample(bento_model, columns), columns)
-        expected = to_json(mlflow.pyfunc.load_model(model_uri).predict(to_frame(records, columns)))
-        if shadow is not None:
-            try:
-                shadow_columns = self.check_servable(shadow["model_uri"])
-                scored = to_json(
-                    mlflow.pyfunc.load_model(shadow["model_uri"]).predict(to_frame(records, shadow_columns))
-                )
-            except PackagingError:
-                raise
-            except Exception as err:
-                raise PackagingError(
-                    f"smoke test: the shadow {shadow['model_uri']} fails on the sample: {type(err).__name__}: {err}"
-                ) from None
-            if len(scored) != len(records):
-                raise PackagingError(
-                    f"smoke test: the shadow {shadow['model_uri']} gave {len(scored)} predictions for "
-                    f"{len(records)} rows"
-                )
-
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log_path = Path(tempfile.mkdtemp(prefix="bento-smoke-")) / "serve.log"
-        command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)]
-        self.log.info("Smoke test: serving %s at %s (log %s)", tag, url, log_path)
-        started = time.monotonic()
-        # The smoke test's own requests are not traffic: nothing of them is captured.
-        env = {
-            **os.environ,
-            **bentoml_env(),
-            CAPTURE_ENV["enabled"]: "false",
-            SHADOW_ENV["canary_share"]: "0",
-        }
-        if shadow is not None:
-            # A shadow is only loaded and scored where capture is on: capture the smoke test's traffic
-            # to a throwaway directory, so that the served Bento scores the shadow as it will in service.
-            env[CAPTURE_ENV["enabled"]] = "true"
-            env[CAPTURE_ENV["uri"]] = str(log_path.parent / "capture")
-        self._server = start_process("bentoml-smoke", command, env, log_path)
-        try:
-            try:
-                wait_http(f"{url}/readyz", self.serve_timeout_s, proc=self._server, log_path=log_path)
-            except (RuntimeError, TimeoutError) as err:
-                raise PackagingError(f"smoke test: the Bento {tag} did not become ready: {err}") from None
-            ready_s = time.monotonic() - started
-            actual: list[Any] = []
-            for start in range(0, len(records), self.max_batch_size):
-                actual.extend(
-                    post_json(f"{url}/predict", {"rows": records[start : start + self.max_batch_size]})
-                )
-                if shadow is not None:
-                    # Each batch scored before the next is sent: the smoke test's own pace must not
-                    # fill the shadow's queue.
-                    self._check_shadow_scored(url, tag, len(actual), log_path)
-        finally:
-            self._server.stop()
-            self._server = None
-            # Errors above already carry the tail of this log.
-            shutil.rmtree(log_path.parent, ignore_errors=True)
-        mismatches = compare_predictions(expected, actual, rel_tol=self.rel_tol)
-        if mismatches:
-            raise PackagingError(
-                f"smoke test failed: the Bento {tag} answered differently from {model_uri} on "
-                f"{len(mismatches)} of {len(records)} rows: " + "; ".join(mismatches[:5])
-            )
-        self.log.info("Smoke test passed: %d rows agree (ready in %.1fs)", len(records), ready_s)
-        return {"status": "passed", "rows": len(records), "ready_s": round(ready_s, 1)}
-
-    def _check_shadow_scored(
-        self, url: str, tag: str, rows: int, log_path: Path, wait_s: float = 30.0
-    ) -> None:
-        """Require the served Bento to have loaded its shadow and scored every smoke-test row."""
-
-        def log_tail() -> str:
-            lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
-            shadow_lines = [line for line in lines if "shadow" in line.lower() or "Error" in line]
-            return "\n".join((shadow_lines or lines)[-15:])
-
-        info = post_json(f"{url}/model_info", {})
-        if not (info.get("shadow") or {}).get("scoring"):
-            raise PackagingError(
-                f"smoke test: the Bento {tag} serves without its shadow (it did not load in the server): "
-                f"{info.get('shadow')}; the server's log:\n{log_tail()}"
-            )
-        deadline = time.monotonic() + wait_s
-        while True:
-            scored = _metric_sum(url, "mlops_shadow_scored_rows_total")
-            failed = _metric_sum(url, "mlops_shadow_dropped_rows_total")
-            if scored >= rows:
-                return
-            if failed or time.monotonic() > deadline:
-                raise PackagingError(
-                    f"smoke test: the Bento {tag}'s shadow scored {scored:.0f} of {rows} rows and dropped "
-                    f"{failed:.0f} (it raises in the server, or is too slow); the server's log:\n{log_tail()}"
-                )
-            time.sleep(0.2)
-
-    # -- export ----------------------------------------------------------------------------------
-
-    def _export(self, bento: Any, created: list[tuple[str, str]]) -> str:
-        import bentoml
-
-        from airflow_mlops_provider.hooks.mlflow import mlops_home
-
-        directory = Path(self.export_uri or mlops_home() / "bentos")
-        if str(directory).startswith("file:"):
-            directory = Path(urllib.parse.unquote(urllib.parse.urlsplit(str(directory)).path))
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / f"{bento.tag.name}-{bento.tag.version}.bento"
-        existed = target.exists()
-        # Written aside, then renamed: a reader never sees half an archive, a rerun replaces it whole.
-        with tempfile.TemporaryDirectory(prefix=".partial-", dir=directory) as partial:
-            Path(bentoml.export_bento(bento.tag, str(Path(partial, target.name)))).replace(target)
-        if not existed:
-            created.append(("archive", str(target)))
-        return str(target)
-
-    def _image_or_dockerfile(self, tag: str, directory: Path) -> tuple[str | None, str | None]:
-        import bentoml
-
-        backend = self.container_backend
-        if backend and self._backend_works(backend):
-            self.log.info("Building container image %s with %s", tag, backend)
-            build: Any = bentoml.container.build  # overloaded per backend literal
-            build(tag, backend=backend, image_tag=(tag,))
-            return tag, None
-        if backend:
-            self.log.warning("Image builder %r is not available here: container image skipped", backend)
-        else:
-            self.log.info("No image builder configured: container image skipped")
-        dockerfile = directory / f"{tag.replace(':', '-')}.Dockerfile"
-        bentoml.container.get_containerfile(tag, output_path=str(dockerfile))
-        self.log.info("Dockerfile for %s written to %s", tag, dockerfile)
-        return None, str(dockerfile)
-
-    def _backend_works(self, backend: str) -> bool:
-        if backend not in CONTAINER_BACKENDS:
-            raise PackagingError(f"container_backend={backend!r}; expected one of {list(CONTAINER_BACKENDS)}")
-        executable = shutil.which(backend)
-        if not executable:
-            return False
-        probe = (
-            [executable, "info"] if backend in ("docker", "podman", "nerdctl") else [executable, "--version"]
+        sample = smoke_sample(bento_model, columns, self.eval_data_uri, self.smoke_rows)
+        self._smoke = SmokeTest(
+            tag,
+            model_uri,
+            columns,
+            self.log,
+            max_batch_size=self.max_batch_size,
+            serve_timeout_s=self.serve_timeout_s,
+            rel_tol=self.rel_tol,
         )
         try:
-            return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            return False
+            return self._smoke.run(sample, shadow)
+        finally:
+            self._smoke = None
 
     def on_kill(self) -> None:
-        if self._server is not None:
+        smoke = self._smoke
+        if smoke is not None:
             try:
-                self._server.stop()
+                smoke.stop()
             except Exception as err:
                 self.log.warning("Could not stop the smoke-test server: %s", err)
 
 
-def bento_requirements(bento_model: Any, shadow: Mapping[str, Any] | None = None) -> list[str]:
-    """The requirements a Bento installs: its models' own (merged), then what the service imports."""
-    models = [bento_model, *([shadow["bento_model"]] if shadow is not None else [])]
-    lines = merged_requirements([Path(m.path_of("mlflow_model"), "requirements.txt") for m in models])
-    return [*lines, *SERVICE_REQUIREMENTS]
-
-
-def _requirement_key(line: str) -> tuple[str, str]:
-    """A requirement's package name (normalised) and its environment marker (``python_version < "3.11"``)."""
-    requirement, _, marker = line.partition(";")
-    name = re.split(r"[<>=!~\[\s@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
-    return name, " ".join(marker.split())
-
-
-def _requirement_pin(line: str) -> str:
-    """What a requirement says of its version (``==1.7.2``); empty for a bare name."""
-    requirement = line.partition(";")[0].strip()
-    return requirement[len(_requirement_key(line)[0]) :].strip()
-
-
-def merged_requirements(files: Sequence[Path]) -> list[str]:
-    """Return the requirement lines of every file, each once, refusing one package pinned two ways.
-
-    A Bento with a shadow installs both models' requirements. A package (under the same environment
-    marker) pinned two different ways cannot hold for both, and the shadow would then not load
-    where the Bento is served; a bare name is satisfied by the other file's pin.
-    """
-    seen: dict[tuple[str, str], str] = {}
-    for path in files:
-        for raw in path.read_text().splitlines() if path.exists() else []:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            key = _requirement_key(line)
-            before = seen.get(key)
-            if before is None or not _requirement_pin(before):
-                seen[key] = line  # first seen, or a bare name that this line pins
-            elif _requirement_pin(line) and _requirement_pin(line) != _requirement_pin(before):
-                raise PackagingError(
-                    f"the models' requirements disagree on {key[0]!r}: {before!r} and {line!r}; log both "
-                    f"models with the same pin to serve them in one Bento"
-                )
-    return list(seen.values())
-
-
-def _built_capture(bento: Any) -> dict[str, Any] | None:
-    """Return the capture settings a built Bento carries (``None`` when it predates capture)."""
-    try:
-        config = json.loads(Path(bento.path_of("src"), "bento_config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    built: dict[str, Any] | None = config.get("capture")
-    return built
-
-
-def _forget_modules(package: str) -> None:
-    for module in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
-        del sys.modules[module]
-
-
-def _metric_sum(url: str, name: str) -> float:
-    """The sum of every sample of ``name`` in the server's ``/metrics``."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.split("{", 1)[0].split(" ", 1)[0] == name:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def post_json(url: str, body: Any, timeout: float = 60) -> Any:
-    """POST ``body`` as JSON and return the decoded answer, or raise with the status and error."""
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode(errors="replace")[:1000]
-        raise PackagingError(f"smoke test: POST {url} answered HTTP {err.code}: {detail}") from None
+__all__ = [
+    "LABEL_DATA_FINGERPRINT",
+    "LABEL_MODEL_NAME",
+    "LABEL_MODEL_VERSION",
+    "LABEL_RUN_ID",
+    "BentoPackageOperator",
+    "bento_name",
+    "bentoml_env",
+]

@@ -2,6 +2,6 @@
 
 :mod:`airflow_mlops_provider.serving.service` is copied, alone, into every Bento's build context
 next to a ``bento_config.json`` written by
-:class:`~airflow_mlops_provider.operators.bentoml.BentoPackageOperator`; it must therefore stay
+:func:`~airflow_mlops_provider.bentos.build.build_bento`; it must therefore stay
 self-contained (BentoML, pydantic, pandas, PyYAML and the model's own requirements).
 """

@@ -432,8 +432,8 @@ def test_killed_local_task_stops_its_process_and_marks_the_run_killed(
     assert time.monotonic() - started < 15
     assert isinstance(errors[0], TrainingError)
     assert "killed" in str(errors[0])
-    assert operator._process is not None
-    assert operator._process.poll() is not None
+    assert operator._local.process is not None
+    assert operator._local.process.poll() is not None
     assert client.get_run(context["ti"].xcoms["mlflow_run_id"]).info.status == "KILLED"
 
 

@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -30,6 +27,18 @@ from airflow_mlops_provider import __version__, lineage
 from airflow_mlops_provider.exceptions import PodSchedulingError, TrainingError
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.openlineage import OpenLineageMixin
+from airflow_mlops_provider.operators.training.local import LocalProcess, local_command, local_environment
+from airflow_mlops_provider.operators.training.pod import (
+    ANNOTATION_RUN_ID,
+    ANNOTATION_SCHEDULE_TIMEOUT,
+    DEFAULT_GPU_SCHEDULE_TIMEOUT,
+    explain_pending_pod,
+    resources,
+    restricted_container_security_context,
+    restricted_pod_security_context,
+    schedule_on_gpus,
+)
+from airflow_mlops_provider.operators.training.run import end_run, fail_stale_runs, finish_run
 
 if TYPE_CHECKING:
     import jinja2
@@ -42,20 +51,12 @@ RUNTIMES: tuple[str, ...] = get_args(TrainingRuntime)
 DEFAULT_IMAGE = f"airflow-mlops-trainer:{__version__}"
 #: The runner inside that image; ``python`` is the worker's own interpreter in the local runtime.
 DEFAULT_CMDS = ["python", "-m", "airflow_mlops_provider.training"]
-#: GPU nodes often scale up from zero; a GPU pod gets this long to be scheduled unless told otherwise.
-DEFAULT_GPU_SCHEDULE_TIMEOUT = 900
-#: The non-root user of the trainer image.
-TRAINER_UID = 10001
-#: Pod annotations carrying the run id and the scheduling timeout, for whoever inspects the pod.
-ANNOTATION_RUN_ID = "mlops.airflow.apache.org/mlflow-run-id"
-ANNOTATION_SCHEDULE_TIMEOUT = "mlops.airflow.apache.org/schedule-timeout-seconds"
 #: Keys under which the run travels through the deferral (KubernetesPodOperator's trigger_kwargs).
 EVENT_RUN_ID = "mlflow_run_id"
 EVENT_EXPERIMENT_ID = "mlflow_experiment_id"
 #: Variables that must point at this task's run, whatever the user's env_vars say.
 _RUN_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")
 _SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
-_IMAGE_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 #: A template that is one reference to a DAG param and nothing else: ``{{ params.x }}``, ``{{ params['x'] }}``.
 _PARAM_REFERENCE = re.compile(r"\{\{-?\s*params(?:\.([A-Za-z_]\w*)|\[\s*(['\"])(.+?)\2\s*\])\s*-?\}\}")
 
@@ -76,78 +77,6 @@ def _param_reference(value: Any) -> str | None:
     """Return ``x`` when ``value`` is exactly the template ``{{ params.x }}``, else ``None``."""
     match = _PARAM_REFERENCE.fullmatch(value) if isinstance(value, str) else None
     return (match.group(1) or match.group(3)) if match else None
-
-
-def restricted_pod_security_context() -> k8s.V1PodSecurityContext:
-    """Return a pod security context that passes the "restricted" Pod Security Standard."""
-    return k8s.V1PodSecurityContext(
-        run_as_non_root=True,
-        run_as_user=TRAINER_UID,
-        run_as_group=TRAINER_UID,
-        fs_group=TRAINER_UID,
-        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-    )
-
-
-def restricted_container_security_context() -> k8s.V1SecurityContext:
-    """Return a container security context that passes the "restricted" Pod Security Standard."""
-    return k8s.V1SecurityContext(
-        allow_privilege_escalation=False,
-        run_as_non_root=True,
-        capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-    )
-
-
-def explain_pending_pod(
-    pod: k8s.V1Pod | None,
-    events: Sequence[k8s.CoreV1Event] = (),
-    *,
-    gpus: int = 0,
-    gpu_resource: str = "nvidia.com/gpu",
-    schedule_timeout: int | None = None,
-) -> str | None:
-    """Say why ``pod`` never started: an image that cannot be pulled, or a request no node can take.
-
-    Return ``None`` when the pod is not Pending (it started, so something else went wrong).
-    """
-    if pod is None or pod.status is None or pod.status.phase != "Pending":
-        return None
-    name = pod.metadata.name
-    for status in pod.status.container_statuses or []:
-        waiting = status.state.waiting if status.state else None
-        if waiting and waiting.reason in _IMAGE_PULL_REASONS:
-            return (
-                f"image pull failure: pod {name} cannot pull image {status.image!r} "
-                f"({waiting.reason}: {waiting.message or 'no message'}); check the image name and tag, "
-                f"the registry and imagePullSecrets"
-            )
-    for event in events:
-        if event.reason in ("ErrImagePull", "ImagePullBackOff") or (
-            event.reason == "Failed" and "pull" in (event.message or "").lower()
-        ):
-            return (
-                f"image pull failure: pod {name} cannot pull its image ({event.reason}: {event.message}); "
-                f"check the image name and tag, the registry and imagePullSecrets"
-            )
-    scheduler_says = None
-    for condition in pod.status.conditions or []:
-        if condition.type == "PodScheduled" and condition.status == "False":
-            scheduler_says = f"{condition.reason}: {condition.message}"
-    for event in events:
-        if event.reason == "FailedScheduling":
-            scheduler_says = scheduler_says or f"FailedScheduling: {event.message}"
-    waited = f" within {schedule_timeout}s" if schedule_timeout else ""
-    if scheduler_says:
-        if gpus:
-            selector = (pod.spec.node_selector or {}) if pod.spec else {}
-            return (
-                f"unschedulable GPU request: no node could take pod {name} asking for {gpus} "
-                f"{gpu_resource}{waited} (scheduler: {scheduler_says}); check that GPU nodes exist or "
-                f"can scale up, their taints, and the node selector {selector}"
-            )
-        return f"unschedulable: no node could take pod {name}{waited} (scheduler: {scheduler_says})"
-    return None
 
 
 def _caused_by(err: BaseException | None, kind: type[BaseException]) -> bool:
@@ -305,7 +234,7 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         self.push_result = do_xcom_push
         self.mlflow_run_id: str | None = None
         self.mlflow_experiment_id: str | None = None
-        self._process: subprocess.Popen[str] | None = None
+        self._local = LocalProcess()
         self._run_killed = False
         self._launch_failure: str | None = None
 
@@ -415,24 +344,6 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         env_from = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))] if secret else []
         return [k8s.V1EnvVar(name=k, value=v) for k, v in env.items()], env_from
 
-    def _resources(self, given: k8s.V1ResourceRequirements | None) -> k8s.V1ResourceRequirements | None:
-        requests = dict((given.requests or {}) if given else {})
-        limits = dict((given.limits or {}) if given else {})
-        for bucket, key, value in (
-            (requests, "cpu", self.cpu_request),
-            (limits, "cpu", self.cpu_limit),
-            (requests, "memory", self.memory_request),
-            (limits, "memory", self.memory_limit),
-        ):
-            if value:
-                bucket[key] = str(value)
-        if self.gpus:
-            # Extended resources cannot be overcommitted: request and limit must be equal.
-            requests[self.gpu_resource] = limits[self.gpu_resource] = str(self.gpus)
-        if not requests and not limits:
-            return given
-        return k8s.V1ResourceRequirements(requests=requests or None, limits=limits or None)
-
     def build_pod_request_obj(self, context: Context | None = None, *, dry_run: bool = False) -> k8s.V1Pod:
         """Build KubernetesPodOperator's pod, then add resources, GPU scheduling, security and the run."""
         pod = super().build_pod_request_obj(context, dry_run=dry_run)
@@ -440,18 +351,20 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         container = next(c for c in spec.containers if c.name == self.base_container_name)
         if self.use_runner_arguments:
             container.args = self.runner_arguments()
-        container.resources = self._resources(container.resources)
+        container.resources = resources(
+            container.resources,
+            cpu_request=self.cpu_request,
+            cpu_limit=self.cpu_limit,
+            memory_request=self.memory_request,
+            memory_limit=self.memory_limit,
+            gpus=self.gpus,
+            gpu_resource=self.gpu_resource,
+        )
         annotations = pod.metadata.annotations = dict(pod.metadata.annotations or {})
         if self.mlflow_run_id:
             annotations[ANNOTATION_RUN_ID] = self.mlflow_run_id
         if self.gpus:
-            tolerations = list(spec.tolerations or [])
-            if not any(t.key == self.gpu_resource for t in tolerations):
-                tolerations.append(
-                    k8s.V1Toleration(key=self.gpu_resource, operator="Exists", effect="NoSchedule")
-                )
-            spec.tolerations = tolerations
-            spec.node_selector = {**(spec.node_selector or {}), **self.gpu_node_selector} or None
+            schedule_on_gpus(spec, self.gpu_resource, self.gpu_node_selector)
             annotations[ANNOTATION_SCHEDULE_TIMEOUT] = str(self.schedule_timeout_seconds)
         if not spec.security_context:
             spec.security_context = restricted_pod_security_context()
@@ -505,7 +418,7 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         experiment_id = hook.get_or_create_experiment(self.experiment_name)
         client = hook.get_client()
         tags = self._lineage_tags(context)
-        self._fail_stale_runs(client, experiment_id, tags)
+        fail_stale_runs(client, experiment_id, tags, self.log)
         ti = context["ti"]
         run = client.create_run(
             experiment_id, tags=tags, run_name=self.run_name or f"{ti.task_id}-try{ti.try_number}"
@@ -521,63 +434,23 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         ti.xcom_push(key=EVENT_RUN_ID, value=run.info.run_id)
         return run.info.run_id
 
-    def _fail_stale_runs(self, client: Any, experiment_id: str, tags: dict[str, str]) -> None:
-        keys = (lineage.TAG_DAG_ID, lineage.TAG_DAG_RUN_ID, lineage.TAG_TASK_ID)
-        quoted = {k: tags[k].replace("'", "\\'") for k in keys}
-        query = " and ".join(f"tags.`{k}` = '{quoted[k]}'" for k in keys)
-        for stale in client.search_runs([experiment_id], f"{query} and attributes.status = 'RUNNING'"):
-            self.log.warning(
-                "Marking run %s of an earlier try FAILED: it was left RUNNING", stale.info.run_id
-            )
-            client.set_tag(
-                stale.info.run_id, lineage.TAG_ERROR, "superseded by a later try; it was left RUNNING"
-            )
-            client.set_terminated(stale.info.run_id, status="FAILED")
-
     def end_run(self, status: Literal["FAILED", "KILLED"], reason: str) -> None:
         """Mark the run ``status`` with ``reason`` unless it already ended so; log, never raise."""
         if not self.mlflow_run_id:
             return
         try:
             client = self.mlflow_hook.get_client()
-            run = client.get_run(self.mlflow_run_id)
-            if lineage.TAG_ERROR not in run.data.tags:
-                client.set_tag(self.mlflow_run_id, lineage.TAG_ERROR, reason[:4000])
-            if run.info.status != status:
-                client.set_terminated(self.mlflow_run_id, status=status)
-            self.log.info("MLflow run %s marked %s", self.mlflow_run_id, status)
         except Exception:
             self.log.exception("Could not mark MLflow run %s %s", self.mlflow_run_id, status)
+            return
+        end_run(client, self.mlflow_run_id, status, reason, self.log)
 
     def collect_result(self) -> dict[str, Any]:
         """Read the finished run back; fail when it logged no model."""
         assert self.mlflow_run_id is not None
-        client = self.mlflow_hook.get_client()
-        run = client.get_run(self.mlflow_run_id)
-        experiment_id = run.info.experiment_id
-        logged = client.search_logged_models(
-            experiment_ids=[experiment_id], filter_string=f"source_run_id = '{self.mlflow_run_id}'"
-        )
-        model_uri = logged[0].model_uri if logged else run.data.tags.get(lineage.TAG_MODEL_URI)
-        if not model_uri:
-            reason = (
-                f"the training process exited 0 but MLflow run {self.mlflow_run_id} has no logged model; "
-                f"the command must log one to MLFLOW_RUN_ID (mlflow.<flavour>.log_model)"
-            )
-            self.end_run("FAILED", reason)
-            raise TrainingError(reason)
-        if run.info.status == "RUNNING":
-            client.set_terminated(self.mlflow_run_id, status="FINISHED")
-        elif run.info.status != "FINISHED":
-            raise TrainingError(f"MLflow run {self.mlflow_run_id} ended {run.info.status}")
-        self.log.info("MLflow run %s logged model %s", self.mlflow_run_id, model_uri)
-        self.record_lineage(inputs=[self.train_uri, self.eval_uri], outputs=[model_uri])
-        return {
-            "run_id": self.mlflow_run_id,
-            "experiment_id": experiment_id,
-            "model_uri": model_uri,
-            "metrics": dict(run.data.metrics),
-        }
+        result = finish_run(self.mlflow_hook.get_client(), self.mlflow_run_id, self.log)
+        self.record_lineage(inputs=[self.train_uri, self.eval_uri], outputs=[result["model_uri"]])
+        return result
 
     # ---- execution -------------------------------------------------------------------------------
 
@@ -675,61 +548,23 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
 
     def run_local(self, context: Context) -> None:
         """Run the container's command as a subprocess of the worker, with the same environment."""
-        command = [sys.executable if c in ("python", "python3") else c for c in self.cmds]
-        command += self.runner_arguments()
-        env = {**os.environ, **self.run_environment(include_credentials=True)}
-        env_vars = self.env_vars
-        if isinstance(env_vars, dict):
-            env.update({str(k): str(v) for k, v in env_vars.items()})
-        else:
-            env.update({e.name: e.value for e in env_vars or [] if e.value is not None})
-        run_env = self.run_environment(include_credentials=True)
-        env.update({k: v for k, v in run_env.items() if k in _RUN_VARIABLES})
-        # An entrypoint module kept beside the DAG file must import in the subprocess, which inherits
-        # none of the worker's sys.path (where Airflow put the DAGs folder), only its environment.
         fileloc = getattr(context.get("dag"), "fileloc", None)
-        if fileloc:
-            paths = [os.path.dirname(os.path.abspath(fileloc)), env.get("PYTHONPATH", "")]
-            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env = local_environment(
+            os.environ, self.run_environment(include_credentials=True), self.env_vars, _RUN_VARIABLES, fileloc
+        )
+        command = local_command(self.cmds, self.runner_arguments())
         self.log.info("Running locally: %s", " ".join(command))
-        with subprocess.Popen(
-            command,
-            env=env,
-            cwd=self.local_cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        ) as process:
-            self._process = process
-            assert process.stdout is not None
-            for line in process.stdout:
-                self.log.info("[training] %s", line.rstrip())
-            code = process.wait()
+        code = self._local.run(command, env, self.local_cwd, self.log)
         if self._run_killed:
             raise TrainingError(f"the training process was killed (exit status {code})")
         if code != 0:
             raise TrainingError(f"the training process exited with status {code}; its output is above")
 
-    def _stop_local(self, grace: float = 10.0) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
     def on_kill(self) -> None:
         self._run_killed = True
         try:
             if self.runtime == "local":
-                self._stop_local()
+                self._local.stop()
             else:
                 super().on_kill()
         finally:
@@ -743,4 +578,4 @@ class MLflowTrainingOperator(OpenLineageMixin, MlflowHookMixin, KubernetesPodOpe
         super().dry_run()
 
 
-__all__ = ["DEFAULT_IMAGE", "RUNTIMES", "MLflowTrainingOperator", "explain_pending_pod", "validate_runtime"]
+__all__ = ["DEFAULT_IMAGE", "RUNTIMES", "MLflowTrainingOperator", "default_runtime", "validate_runtime"]
