@@ -125,6 +125,8 @@ def test_a_server_that_is_not_mlflow_is_named_as_such():
         ok, message = MlflowHook(tracking_uri=uri).test_connection()
     finally:
         server.shutdown()
+        server.server_close()
+        thread.join(10)
     assert not ok
     assert message == (
         f"{uri} does not answer like an MLflow tracking server: "

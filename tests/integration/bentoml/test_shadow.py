@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 from airflow_mlops_provider import lineage
@@ -35,8 +36,11 @@ def _behaving_model(pipeline: Any) -> Any:
         def __init__(self) -> None:
             self.pipeline = pipeline
 
-        # No type hints: MLflow would try (and warn that it fails) to read a signature from them.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        # A DataFrame hint: MLflow reads no signature from it (the model is logged with one), and
+        # neither warns that a hint is missing nor that it cannot use it.
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+        ) -> Any:
             import os
             import time
             from pathlib import Path

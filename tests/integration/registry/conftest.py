@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from airflow_mlops_provider import lineage
@@ -88,7 +89,11 @@ def _python_model(wrapper: Any) -> Any:
         def __init__(self) -> None:
             self.inner = wrapper
 
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        # A DataFrame hint: MLflow reads no signature from it (the model is logged with one), and
+        # neither warns that a hint is missing nor that it cannot use it.
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+        ) -> Any:
             return self.inner.predict(context, model_input, params)
 
     return Wrapped()
@@ -135,7 +140,11 @@ def trained(mlflow_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Tra
         def __init__(self, model: Any, columns: list[str]) -> None:
             self.model, self.columns = model, columns
 
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        # A DataFrame hint: MLflow reads no signature from it (the model is logged with one), and
+        # neither warns that a hint is missing nor that it cannot use it.
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+        ) -> Any:
             return self.model.predict_proba(model_input[self.columns].to_numpy())[:, 1]
 
     full_pd = LogisticRegression(max_iter=500).fit(train[FEATURES], train["churned"])
