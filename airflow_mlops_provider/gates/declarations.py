@@ -6,12 +6,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_mlops_provider.exceptions import GateConfigError
-
-if TYPE_CHECKING:
-    pass
 from airflow_mlops_provider.gates.filters import parse_filter
 from airflow_mlops_provider.gates.metrics import (
     METRICS,

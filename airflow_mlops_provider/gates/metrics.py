@@ -5,13 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from airflow_mlops_provider.exceptions import GateConfigError
-
-if TYPE_CHECKING:
-    pass
-
 
 Operator = Literal[">=", ">", "<=", "<"]
 OPERATORS: tuple[Operator, ...] = (">=", ">", "<=", "<")

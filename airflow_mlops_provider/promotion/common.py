@@ -7,13 +7,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_mlops_provider.exceptions import MlflowConnectionError, PromotionConflict
-
-if TYPE_CHECKING:
-    pass
-
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

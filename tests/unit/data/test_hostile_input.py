@@ -267,15 +267,16 @@ def test_a_utf8_bom_does_not_stick_to_the_first_column(tmp_path, path_text):
 
 def test_a_bom_in_a_file_pandas_rereads_and_in_one_partition_only(tmp_path, monkeypatch):
     from airflow_mlops_provider.data import datasets
+    from airflow_mlops_provider.data.datasets import readers
 
     reread = []
-    pandas_chunks = datasets._pandas_csv_chunks
+    pandas_chunks = readers._pandas_csv_chunks
 
     def spy(f, chunk_rows, names):
         reread.append(f.name)
         return pandas_chunks(f, chunk_rows, names)
 
-    monkeypatch.setattr(datasets, "_pandas_csv_chunks", spy)
+    monkeypatch.setattr(readers, "_pandas_csv_chunks", spy)
     # Text after pyarrow's first block, within the first chunk: this file is read again by pandas.
     n = 240_000
     rows = "".join(f"{i},{i:015d}\n" for i in range(n))
