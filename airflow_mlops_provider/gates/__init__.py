@@ -37,6 +37,7 @@ from airflow_mlops_provider.gates.declarations import (
     RegressionGate,
     SliceGate,
     Threshold,
+    YamlDeclared,
     yaml_mapping,
 )
 from airflow_mlops_provider.gates.evaluation import (
@@ -82,6 +83,7 @@ __all__ = [
     "RegressionGate",
     "SliceGate",
     "Threshold",
+    "YamlDeclared",
     "apply_gates",
     "bound_result",
     "check_model_kind",

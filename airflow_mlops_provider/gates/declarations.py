@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from airflow_mlops_provider.exceptions import GateConfigError
 from airflow_mlops_provider.gates.filters import parse_filter
@@ -444,8 +444,45 @@ def yaml_mapping(source: str | Path, what: str, keys: Sequence[str]) -> Mapping[
     return data
 
 
+_Declared = TypeVar("_Declared", bound="YamlDeclared")
+
+
+class YamlDeclared:
+    """A declaration read from YAML (text or a file path) or a mapping in the same layout.
+
+    A subclass gives ``from_dict`` and names itself: ``_yaml_name`` in errors about the value given,
+    ``_yaml_what`` in errors about its YAML, ``_yaml_keys`` for the keys a mapping may hold.
+    """
+
+    _yaml_name: ClassVar[str]
+    _yaml_what: ClassVar[str]
+    _yaml_keys: ClassVar[Sequence[str]]
+
+    @classmethod
+    def from_dict(cls: type[_Declared], data: Mapping[str, Any]) -> _Declared:
+        raise NotImplementedError
+
+    @classmethod
+    def from_yaml(cls: type[_Declared], source: str | Path) -> _Declared:
+        """Build from YAML text, or from a ``.yaml``/``.yml`` file path."""
+        return cls.from_dict(yaml_mapping(source, cls._yaml_what, cls._yaml_keys))
+
+    @classmethod
+    def coerce(cls: type[_Declared], value: Any) -> _Declared:
+        """Accept an instance, a mapping, YAML text or a YAML file path."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        if isinstance(value, (str, Path)):
+            return cls.from_yaml(value)
+        raise GateConfigError(
+            f"{cls._yaml_name}: {type(value).__name__} given; expected {cls.__name__}, a mapping or YAML"
+        )
+
+
 @dataclass(frozen=True)
-class PromotionGates:
+class PromotionGates(YamlDeclared):
     """Every gate a candidate must pass, declared before evaluation.
 
     :param thresholds: Absolute bounds on whole-set metrics.
@@ -464,6 +501,10 @@ class PromotionGates:
     evidence: EvidenceRequirement = field(default_factory=EvidenceRequirement)
     fairness: tuple[FairnessGate, ...] = ()
     online: OnlineGate | None = None
+
+    _yaml_name = "gates"
+    _yaml_what = "gates"
+    _yaml_keys = _TOP_KEYS
 
     def __post_init__(self) -> None:
         for what, names in (
@@ -564,24 +605,6 @@ class PromotionGates:
             evidence=EvidenceRequirement.parse(data.get("evidence", True)),
             fairness=tuple(FairnessGate.parse(f, f"fairness[{i}]") for i, f in enumerate(items("fairness"))),
             online=OnlineGate.parse(online) if online is not None else None,
-        )
-
-    @classmethod
-    def from_yaml(cls, source: str | Path) -> PromotionGates:
-        """Build from YAML text, or from a ``.yaml``/``.yml`` file path."""
-        return cls.from_dict(yaml_mapping(source, "gates", _TOP_KEYS))
-
-    @classmethod
-    def coerce(cls, value: PromotionGates | Mapping[str, Any] | str | Path) -> PromotionGates:
-        """Accept gates as an instance, a mapping, YAML text or a YAML file path."""
-        if isinstance(value, PromotionGates):
-            return value
-        if isinstance(value, Mapping):
-            return cls.from_dict(value)
-        if isinstance(value, (str, Path)):
-            return cls.from_yaml(value)
-        raise GateConfigError(
-            f"gates: {type(value).__name__} given; expected PromotionGates, a mapping or YAML"
         )
 
     def to_dict(self) -> dict[str, Any]:

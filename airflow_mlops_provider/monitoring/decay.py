@@ -19,11 +19,11 @@ from airflow_mlops_provider.gates import (
     Operator,
     RegressionGate,
     Threshold,
+    YamlDeclared,
     bound_result,
     check_model_kind,
     metric_spec,
     metrics_for,
-    yaml_mapping,
 )
 from airflow_mlops_provider.gates.metrics import _number
 
@@ -33,7 +33,7 @@ _KEYS = ("metric", "max_drop", "relative", "threshold", "min_rows", "require_sig
 
 
 @dataclass(frozen=True)
-class DecayPolicy:
+class DecayPolicy(YamlDeclared):
     """When a version counts as degraded.
 
     :param metric: A name from :data:`~airflow_mlops_provider.gates.METRICS`.
@@ -52,6 +52,10 @@ class DecayPolicy:
     threshold: Threshold | None = None
     min_rows: int = 200
     require_significance: bool = False
+
+    _yaml_name = "decay"
+    _yaml_what = "decay policy"
+    _yaml_keys = _KEYS
 
     def __post_init__(self) -> None:
         spec = metric_spec(self.metric, "decay.metric")
@@ -111,22 +115,6 @@ class DecayPolicy:
         if kwargs.get("threshold") is not None:
             kwargs["threshold"] = Threshold.parse(kwargs["threshold"], "decay.threshold")
         return cls(**kwargs)
-
-    @classmethod
-    def from_yaml(cls, source: str | Path) -> DecayPolicy:
-        """Build from YAML text, or from a ``.yaml``/``.yml`` file path."""
-        return cls.from_dict(yaml_mapping(source, "decay policy", _KEYS))
-
-    @classmethod
-    def coerce(cls, value: DecayPolicy | Mapping[str, Any] | str | Path) -> DecayPolicy:
-        """Accept a policy as an instance, a mapping, YAML text or a YAML file path."""
-        if isinstance(value, DecayPolicy):
-            return value
-        if isinstance(value, Mapping):
-            return cls.from_dict(value)
-        if isinstance(value, (str, Path)):
-            return cls.from_yaml(value)
-        raise GateConfigError(f"decay: {type(value).__name__} given; expected DecayPolicy, a mapping or YAML")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-friendly form :meth:`from_dict` reads back."""
