@@ -7,6 +7,9 @@ as a family. Messages name the bad value and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
@@ -55,6 +58,17 @@ class PromotionConflict(MlopsProviderError):
 
 class DatasetReadError(MlopsProviderError):
     """A dataset is missing, empty, unreadable or not in the expected format."""
+
+
+@contextmanager
+def dataset_read_errors() -> Iterator[None]:
+    """Raise the data layer's ``DatasetError`` (Airflow-free) as :class:`DatasetReadError`, its message whole."""
+    from airflow_mlops_provider.data.datasets import DatasetError
+
+    try:
+        yield
+    except DatasetError as err:
+        raise DatasetReadError(str(err)) from None
 
 
 class MonitoringError(MlopsProviderError):

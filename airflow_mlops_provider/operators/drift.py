@@ -13,6 +13,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.openlineage import OpenLineageMixin
+from airflow_mlops_provider.options import one_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,12 +24,6 @@ OUTCOMES = ("no_drift", "possible_drift", "drift")
 REPORT_JSON = "drift_report.json"
 REPORT_MD = "drift_report.md"
 PLOT = "drift.png"
-
-
-def _choice(value: str, allowed: Sequence[str], name: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}; expected one of {list(allowed)}")
-    return value
 
 
 class DriftCheckOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator, BranchMixIn):
@@ -112,11 +107,11 @@ class DriftCheckOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator, Branch
         self.reference_alias = reference_alias
         self.reference_version = reference_version
         self.thresholds = thresholds
-        self.on_missing_reference = _choice(on_missing_reference, ("fail", "skip"), "on_missing_reference")
-        self.fail_on = None if fail_on is None else _choice(fail_on, OUTCOMES[1:], "fail_on")
+        self.on_missing_reference = one_of(on_missing_reference, ("fail", "skip"), "on_missing_reference")
+        self.fail_on = None if fail_on is None else one_of(fail_on, OUTCOMES[1:], "fail_on")
         self.branch = branch
         self.drift_asset = drift_asset
-        self.asset_on = _choice(asset_on, OUTCOMES[1:], "asset_on")
+        self.asset_on = one_of(asset_on, OUTCOMES[1:], "asset_on")
         self.output_uri = output_uri
         self.plot_columns = plot_columns
         self.mlflow_run_id = mlflow_run_id
@@ -124,7 +119,7 @@ class DriftCheckOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator, Branch
         self.storage_conn_id = storage_conn_id
         if branch is not None:
             for outcome in branch:
-                _choice(outcome, (*OUTCOMES, "no_reference"), "branch key")
+                one_of(outcome, (*OUTCOMES, "no_reference"), "branch key")
 
     @staticmethod
     def alias_name(asset: Asset) -> str:

@@ -21,6 +21,7 @@ from airflow.providers.standard.operators.branch import BranchMixIn
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.options import one_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,12 +36,6 @@ TAG_MONITORED_MODEL = "mlops.monitoring.model"
 TAG_MONITORED_VERSION = "mlops.monitoring.version"
 OUTCOMES = ("ok", "degraded", "insufficient_data")
 ROLLBACK_POLICIES = ("never", "if_worse_than_replaced")
-
-
-def _choice(value: str, allowed: Sequence[str], name: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r}; expected one of {list(allowed)}")
-    return value
 
 
 def _when(value: Any, name: str) -> datetime | None:
@@ -290,17 +285,15 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
         self.slices = slices
         self.model_kind = model_kind
         self.max_label_delay = max_label_delay
-        self.on_missing_labels = _choice(
-            on_missing_labels, ("fail", "insufficient_data"), "on_missing_labels"
-        )
+        self.on_missing_labels = one_of(on_missing_labels, ("fail", "insufficient_data"), "on_missing_labels")
         self.confidence = confidence
         self.bootstrap = bootstrap
         self.decay_asset = decay_asset
-        self.rollback = _choice(rollback, ROLLBACK_POLICIES, "rollback")
+        self.rollback = one_of(rollback, ROLLBACK_POLICIES, "rollback")
         self.branch = branch
         if branch is not None:
             for outcome in branch:
-                _choice(outcome, (*OUTCOMES, "rollback"), "branch key")
+                one_of(outcome, (*OUTCOMES, "rollback"), "branch key")
 
     @staticmethod
     def alias_name(asset: Asset) -> str:

@@ -121,20 +121,17 @@ class WhylogsProfileOperator(_PublishesProfile, BaseOperator):
         self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlops_provider.data.datasets import DatasetError
         from airflow_mlops_provider.data.profiles import profile_dataset
-        from airflow_mlops_provider.exceptions import DatasetReadError
+        from airflow_mlops_provider.exceptions import dataset_read_errors
 
         self.log.info("Profiling %s in chunks of %s rows", self.dataset_uri, self.chunk_rows)
-        try:
+        with dataset_read_errors():
             profile = profile_dataset(
                 self.dataset_uri,
                 file_format=self.file_format,
                 chunk_rows=self.chunk_rows,
                 timestamp_columns=list(self.timestamp_columns or ()),
             )
-        except DatasetError as err:
-            raise DatasetReadError(str(err)) from None
         return self.publish(profile)
 
 
@@ -184,11 +181,10 @@ class WhylogsPartitionPlanOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, str]]:
         from airflow_mlops_provider import storage
-        from airflow_mlops_provider.data.datasets import DatasetError
         from airflow_mlops_provider.data.partitions import plan_partitions
-        from airflow_mlops_provider.exceptions import DatasetReadError
+        from airflow_mlops_provider.exceptions import dataset_read_errors
 
-        try:
+        with dataset_read_errors():
             plan = plan_partitions(
                 self.dataset_uri,
                 partition_size=self.partition_size,
@@ -197,8 +193,6 @@ class WhylogsPartitionPlanOperator(BaseOperator):
                 timestamp_columns=list(self.timestamp_columns or ()),
                 run_key=f"{context['dag'].dag_id}/{context['run_id']}",
             )
-        except DatasetError as err:
-            raise DatasetReadError(str(err)) from None
         staging = self.staging_uri or storage.default_location("profiles", "_partitions")
         plan_uri = storage.write_bytes(
             storage.join(storage.join(staging, plan.plan_id), PLAN_FILE),
@@ -241,17 +235,14 @@ class WhylogsPartitionProfileOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops_provider import storage
-        from airflow_mlops_provider.data.datasets import DatasetError
         from airflow_mlops_provider.data.partitions import profile_partition
-        from airflow_mlops_provider.exceptions import DatasetReadError
+        from airflow_mlops_provider.exceptions import dataset_read_errors
 
         plan_uri, key = self.partition["plan_uri"], self.partition["key"]
         plan = read_plan(plan_uri, self.storage_conn_id)
         self.log.info("Profiling %s of plan %s", plan.partition(key).describe(), plan.plan_id)
-        try:
+        with dataset_read_errors():
             profiled = profile_partition(plan, key)
-        except DatasetError as err:
-            raise DatasetReadError(str(err)) from None
         uri = storage.write_bytes(
             partition_profile_uri(plan_uri, key), profiled.to_bytes(), self.storage_conn_id
         )
@@ -301,16 +292,15 @@ class WhylogsProfileMergeOperator(_PublishesProfile, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlops_provider import storage
-        from airflow_mlops_provider.data.datasets import DatasetError
         from airflow_mlops_provider.data.partitions import PartitionProfile, merge_partitions
-        from airflow_mlops_provider.exceptions import DatasetReadError
+        from airflow_mlops_provider.exceptions import DatasetReadError, dataset_read_errors
 
         plan_uris = sorted({entry["plan_uri"] for entry in self.partitions or ()})
         if len(plan_uris) != 1:
             raise DatasetReadError(f"expected the partitions of one plan, got plans {plan_uris}")
         plan = read_plan(plan_uris[0], self.storage_conn_id)
         profiles: dict[str, PartitionProfile | None] = {}
-        try:
+        with dataset_read_errors():
             for key in plan.keys:
                 uri = partition_profile_uri(plan_uris[0], key)
                 try:
@@ -320,8 +310,6 @@ class WhylogsProfileMergeOperator(_PublishesProfile, BaseOperator):
                     continue
                 profiles[key] = PartitionProfile.from_bytes(data, where=uri)
             profile = merge_partitions(plan, profiles)
-        except DatasetError as err:
-            raise DatasetReadError(str(err)) from None
         self.log.info("Merged %s partition profile(s) of plan %s", len(profiles), plan.plan_id)
         return {**self.publish(profile), "partitions": len(profiles)}
 

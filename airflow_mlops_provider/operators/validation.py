@@ -113,10 +113,9 @@ class DataValidationOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
         self.storage_conn_id = storage_conn_id
 
     def _target(self) -> Profile:
-        from airflow_mlops_provider.data.datasets import DatasetError
         from airflow_mlops_provider.data.profiles import profile_dataset
         from airflow_mlops_provider.evidence import load_profile_uri
-        from airflow_mlops_provider.exceptions import DatasetReadError
+        from airflow_mlops_provider.exceptions import dataset_read_errors
 
         if bool(self.profile_uri) == bool(self.dataset_uri):
             raise ValueError("give exactly one of profile_uri and dataset_uri")
@@ -124,14 +123,12 @@ class DataValidationOperator(OpenLineageMixin, MlflowHookMixin, BaseOperator):
             return load_profile_uri(
                 self.profile_uri, conn_id=self.storage_conn_id, mlflow_conn_id=self.mlflow_conn_id
             )
-        try:
+        with dataset_read_errors():
             return profile_dataset(
                 str(self.dataset_uri),
                 file_format=self.file_format,
                 timestamp_columns=list(self.timestamp_columns),
             )
-        except DatasetError as err:
-            raise DatasetReadError(str(err)) from None
 
     def resolve_contract(self) -> DataContract:
         """Return the contract to check: explicit, derived from the reference, or the explicit one

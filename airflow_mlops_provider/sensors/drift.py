@@ -11,6 +11,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
+from airflow_mlops_provider.options import one_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -58,14 +59,12 @@ class DriftSensor(MlflowHookMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if threshold not in ("possible_drift", "drift"):
-            raise ValueError(f"threshold={threshold!r}; expected one of ['possible_drift', 'drift']")
         self.target_profile_uri = target_profile_uri
         self.reference_profile_uri = reference_profile_uri
         self.reference_model_name = reference_model_name
         self.reference_alias = reference_alias
         self.thresholds = thresholds
-        self.threshold = threshold
+        self.threshold = one_of(threshold, ("possible_drift", "drift"), "threshold")
         self.deferrable = deferrable
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_conn_id = storage_conn_id
