@@ -174,7 +174,7 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
         from airflow_mlops_provider.gates import PromotionGates, check_model_kind
         from airflow_mlops_provider.monitoring.online import compare, read_pairs
         from airflow_mlops_provider.monitoring.outcomes import empty_labels, read_labels
-        from airflow_mlops_provider.operators.monitoring import _exists, _when, capture_uri_of
+        from airflow_mlops_provider.operators.monitoring.window import aware_time, capture_uri_of, uri_exists
 
         on_reject = _check_on_reject(self.on_reject)
         gates = PromotionGates.coerce(self.gates)
@@ -201,7 +201,7 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
                     f"in shadow: its online evidence is against a model no longer served"
                 )
             mv = client.get_model_version(name, challenger)
-        since = _when(self.since, "since") or _when(
+        since = aware_time(self.since, "since") or aware_time(
             mv.tags.get(lineage.TAG_SHADOW_SINCE), "mlops.shadow.since"
         )
         if since is None:
@@ -211,7 +211,7 @@ class OnlineGateOperator(MlflowHookMixin, BaseSensorOperator):
             )
         capture_uri = capture_uri_of(mv, self.capture_uri)
         now = datetime.now(timezone.utc)
-        if _exists(self.labels_uri):
+        if uri_exists(self.labels_uri):
             labels = read_labels(
                 self.labels_uri, label_column=self.label_column, timestamp_column=self.label_timestamp_column
             )

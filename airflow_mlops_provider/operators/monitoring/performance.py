@@ -1,26 +1,15 @@
-"""Monitor a served model on what it was actually sent: its captured traffic, and the outcomes that follow.
-
-:class:`CaptureWindowOperator` writes the inputs a model version was sent in a time window (from the
-Bento's inference capture) to one Parquet file, which the data gates then profile, validate and
-check for drift like any batch. :class:`ModelPerformanceOperator` joins the outcomes that arrived
-later to the captured predictions of a window, computes the live metrics with the promotion gates'
-own metric code, and decides, by a policy fixed up front, ``ok``, ``degraded`` or
-``insufficient_data`` (docs/monitoring.md).
-"""
+"""Live performance of a served model version: delayed outcomes joined to its captured predictions, the decay decision, rollback advice."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.standard.operators.branch import BranchMixIn
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias
 
-from airflow_mlops_provider.hooks import MLFLOW_DEFAULT_CONN_ID, MlflowHookMixin
 from airflow_mlops_provider.options import one_of
 
 if TYPE_CHECKING:
@@ -29,6 +18,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_mlops_provider.monitoring.decay import DecayPolicy
+from airflow_mlops_provider.operators.monitoring.window import WindowOperator, uri_exists
 
 #: The experiment holding one monitoring run per model version, one step per window.
 MONITORING_EXPERIMENT = "mlops-monitoring"
@@ -38,175 +28,7 @@ OUTCOMES = ("ok", "degraded", "insufficient_data")
 ROLLBACK_POLICIES = ("never", "if_worse_than_replaced")
 
 
-def _when(value: Any, name: str) -> datetime | None:
-    if isinstance(value, datetime):
-        when = value
-    elif value is None or not str(value).strip():
-        return None
-    else:
-        when = datetime.fromisoformat(str(value).strip())
-    if when.tzinfo is None:
-        raise ValueError(f"{name}={value!r} has no time zone; give an aware time (e.g. ...+00:00)")
-    return when.astimezone(timezone.utc)
-
-
-class _WindowOperator(MlflowHookMixin, BaseOperator):
-    """Shared: the model version served, where it captured, and the window of one run."""
-
-    template_fields: Sequence[str] = (
-        "model_name",
-        "alias",
-        "version",
-        "capture_uri",
-        "window_start",
-        "window_end",
-    )
-    ui_color = "#eef7ee"
-
-    def __init__(
-        self,
-        *,
-        model_name: str,
-        alias: str | None = "champion",
-        version: str | int | None = None,
-        capture_uri: str | None = None,
-        window_start: str | datetime | None = None,
-        window_end: str | datetime | None = None,
-        lookback: timedelta = timedelta(days=1),
-        mlflow_conn_id: str = MLFLOW_DEFAULT_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.model_name = model_name
-        self.alias = alias
-        self.version = version
-        self.capture_uri = capture_uri
-        self.window_start = window_start
-        self.window_end = window_end
-        self.lookback = lookback
-        self.mlflow_conn_id = mlflow_conn_id
-
-    def served_version(self, client: MlflowClient) -> ModelVersion:
-        """Return the monitored version: ``version``, else the ``alias`` version.
-
-        A model without that alias yet (before its first champion) skips the task: nothing is served.
-        """
-        from airflow.sdk.exceptions import AirflowSkipException
-        from mlflow.exceptions import MlflowException
-
-        from airflow_mlops_provider import promotion as p
-        from airflow_mlops_provider.exceptions import MonitoringError
-
-        with p.translate_unreachable(self.mlflow_hook.tracking_uri, f"reading {self.model_name}"):
-            if self.version not in (None, ""):
-                try:
-                    return client.get_model_version(self.model_name, str(self.version))
-                except MlflowException as err:
-                    raise MonitoringError(
-                        f"registered model {self.model_name!r} has no version {self.version}: {err.message}"
-                    ) from None
-            if not self.alias:
-                raise MonitoringError("give a version or an alias of the model to monitor")
-            version = p.alias_version(client, self.model_name, self.alias)
-            if version is None:
-                raise AirflowSkipException(
-                    f"model {self.model_name!r} has no {self.alias!r} version yet: nothing is served to monitor"
-                )
-            return client.get_model_version(self.model_name, version)
-
-    def resolved_capture_uri(self, mv: ModelVersion) -> str:
-        """``capture_uri``, else where the version's Bento captures, else ``$MLOPS_HOME/capture``."""
-        return capture_uri_of(mv, self.capture_uri)
-
-    def window(self, context: Context) -> tuple[datetime, datetime]:
-        """``[start, end)``: as given, else the run's data interval end and ``lookback`` before it."""
-        end = _when(self.window_end, "window_end") or _when(context.get("data_interval_end"), "end")
-        end = end or datetime.now(timezone.utc)
-        start = _when(self.window_start, "window_start") or end - self.lookback
-        if start >= end:
-            raise ValueError(f"window_start {start.isoformat()} is not before window_end {end.isoformat()}")
-        return start, end
-
-
-class CaptureWindowOperator(_WindowOperator):
-    """Write the inputs a served model version was sent in a window to one Parquet file.
-
-    Reads the Bento's inference capture (docs/monitoring.md) of the version in ``[window_start,
-    window_end)`` and keeps the model's input columns as they were sent: dropped ones are absent,
-    hashed ones left out (a digest is not the data the model was trained on). Fewer than
-    ``min_rows`` captured rows skips the task: no traffic, nothing to check.
-
-    Returns ``{window_uri, rows, columns, start, end, model_name, version, capture_uri}``.
-
-    :param model_name: Registered model. (templated)
-    :param alias: Alias of the served version (default ``champion``). (templated)
-    :param version: Or a version number. (templated)
-    :param capture_uri: Capture root; default where the version's Bento captures. (templated)
-    :param window_start: Aware ISO time; default ``window_end - lookback``. (templated)
-    :param window_end: Aware ISO time; default the run's data interval end, or now. (templated)
-    :param lookback: Window length when ``window_start`` is not given.
-    :param output_uri: Parquet file to write; default under ``$MLOPS_HOME/monitoring``. (templated)
-    :param min_rows: Fewest captured rows worth checking.
-    :param mlflow_conn_id: The ``mlflow`` connection.
-    """
-
-    template_fields: Sequence[str] = (*_WindowOperator.template_fields, "output_uri")
-
-    def __init__(self, *, output_uri: str | None = None, min_rows: int = 1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.output_uri = output_uri
-        self.min_rows = min_rows
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        import pyarrow.parquet as pq
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from airflow_mlops_provider.hooks.mlflow import mlops_home
-        from airflow_mlops_provider.monitoring.captures import input_columns, read_captures
-
-        client = self.mlflow_hook.get_client()
-        mv = self.served_version(client)
-        uri = self.resolved_capture_uri(mv)
-        start, end = self.window(context)
-        table = read_captures(uri, mv.name, version=mv.version, start=start, end=end)
-        if table.num_rows < self.min_rows:
-            raise AirflowSkipException(
-                f"{table.num_rows} predictions of {mv.name} v{mv.version} captured in {uri} between "
-                f"{start.isoformat()} and {end.isoformat()} (at least {self.min_rows} needed): nothing to check"
-            )
-        columns = input_columns(table)
-        stamp = f"{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}"
-        target = Path(
-            self.output_uri
-            or mlops_home() / "monitoring" / mv.name / f"v{mv.version}" / f"window-{stamp}.parquet"
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        pq.write_table(table.select(columns), partial)
-        os.replace(partial, target)
-        self.log.info(
-            "%d predictions of %s v%s in [%s, %s) -> %s (columns %s)",
-            table.num_rows,
-            mv.name,
-            mv.version,
-            start.isoformat(),
-            end.isoformat(),
-            target,
-            columns,
-        )
-        return {
-            "window_uri": str(target),
-            "rows": table.num_rows,
-            "columns": columns,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "model_name": mv.name,
-            "version": str(mv.version),
-            "capture_uri": uri,
-        }
-
-
-class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
+class ModelPerformanceOperator(WindowOperator, BranchMixIn):
     """Join delayed outcomes to a window's captured predictions; measure live performance; decide.
 
     Reads the version's captured predictions of ``[window_start, window_end)`` and the labels at
@@ -250,7 +72,7 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
     The window and model parameters are :class:`CaptureWindowOperator`'s.
     """
 
-    template_fields: Sequence[str] = (*_WindowOperator.template_fields, "labels_uri", "policy")
+    template_fields: Sequence[str] = (*WindowOperator.template_fields, "labels_uri", "policy")
     template_fields_renderers = {"policy": "yaml"}
 
     def __init__(
@@ -325,7 +147,7 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
         start, end = self.window(context)
 
         captures = read_captures(uri, mv.name, version=mv.version, start=start, end=end)
-        if self.on_missing_labels == "insufficient_data" and not _exists(self.labels_uri):
+        if self.on_missing_labels == "insufficient_data" and not uri_exists(self.labels_uri):
             self.log.info("Nothing at %s yet: no outcome has arrived", self.labels_uri)
             labels = empty_labels(value_column=self.value_column)
         else:
@@ -530,22 +352,6 @@ class ModelPerformanceOperator(_WindowOperator, BranchMixIn):
             return None
         step, value = values[-1]
         return {"value": value, "rows": int(rows[step]), "window_end": step}
-
-
-def capture_uri_of(mv: ModelVersion, given: str | None = None) -> str:
-    """``given``, else where the version's Bento captures (its tag), else ``$MLOPS_HOME/capture``."""
-    from airflow_mlops_provider import lineage
-    from airflow_mlops_provider.hooks.mlflow import mlops_home
-
-    return str(given or (mv.tags or {}).get(lineage.TAG_BENTO_CAPTURE_URI) or mlops_home() / "capture")
-
-
-def _exists(uri: str) -> bool:
-    """Whether anything is at ``uri`` (a file, a directory, or a glob's matches)."""
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(uri)
-    return bool(fs.glob(path)) if any(c in path for c in "*?[") else bool(fs.exists(path))
 
 
 def _json_tag(value: str | None) -> dict[str, Any]:
