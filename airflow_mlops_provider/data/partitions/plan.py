@@ -1,23 +1,4 @@
-"""Partitioned profiles: a dataset split into partitions, each profiled on its own, merged exactly.
-
-whylogs profiles merge: counts, nulls, types, min and max add up exactly, KLL quantile sketches,
-HyperLogLog cardinality and frequent items merge within their sketches' stated error. So a dataset
-too big for one worker is profiled as a map over partitions (one task each, on any worker) and a
-merge, and the merged profile is the same evidence as a single pass over the dataset: the same
-summary, the same data fingerprint, the same URI contract for validation, drift and lineage.
-
-- :func:`plan_partitions` splits the dataset: files smaller than the target size are packed
-  together, a bigger CSV is cut into byte ranges on record boundaries (quote-aware, so a newline
-  inside a quoted field never splits a row) and a bigger Parquet file into runs of row groups.
-- :func:`profile_partition` profiles one partition and returns a :class:`PartitionProfile` that
-  carries the partition's spec, so it can be checked against the plan when merged.
-- :func:`merge_partitions` takes exactly one profile per partition, keyed by partition, refuses a
-  missing, foreign or mismatched one by name, checks the files' schemas against each other as a
-  single pass would, and merges.
-
-A file's part of the data fingerprint is the SHA-256 of its bytes: the task that holds its first
-rows digests it (a split CSV is digested by the plan, which reads it to find record boundaries).
-"""
+"""The partition plan: a dataset split into partitions, packed by size, cut on record boundaries or row groups."""
 
 from __future__ import annotations
 
@@ -26,24 +7,18 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_mlops_provider.data.datasets import (
     DEFAULT_CHUNK_ROWS,
     DatasetError,
     DatasetFile,
-    FileSchema,
     Format,
-    check_schemas,
     detect_format,
     resolve,
 )
-from airflow_mlops_provider.lineage import combine_digests, file_digest
-
-if TYPE_CHECKING:
-    from airflow_mlops_provider.data.profiles import Profile, Tracked
 
 DEFAULT_PARTITION_BYTES = 128 * 1024**2
 #: Airflow's default ``[core] max_map_length``.
@@ -60,7 +35,6 @@ _UNITS = {
     "mib": 1024**2,
     "gib": 1024**3,
 }
-_MAGIC = b"mlops-partition-profile/1\n"
 
 
 def parse_size(value: int | str) -> int:
@@ -346,150 +320,3 @@ def _record_end(block: bytes, start: int, quotes_before: int, window: int = 1 <<
         quotes += piece.count(b'"')
         start += window
     return None
-
-
-@dataclass
-class PartitionProfile:
-    """One partition's profile, with what the merge checks it against.
-
-    :param digests: File name to the SHA-256 of its bytes, for the files this partition digested.
-    """
-
-    plan_id: str
-    partition: Partition
-    tracked: Tracked
-    digests: dict[str, str]
-
-    def to_bytes(self) -> bytes:
-        meta = {
-            "plan_id": self.plan_id,
-            "partition": self.partition.to_dict(),
-            "rows": self.tracked.rows,
-            "columns": self.tracked.columns,
-            "timestamps": sorted(self.tracked.timestamps),
-            "schemas": [s.to_dict() for s in self.tracked.schemas or ()],
-            "digests": self.digests,
-        }
-        return _MAGIC + json.dumps(meta, default=str).encode() + b"\n" + self.tracked.view.serialize()
-
-    @classmethod
-    def from_bytes(cls, data: bytes, where: str = "") -> PartitionProfile:
-        from whylogs.core import DatasetProfileView
-
-        from airflow_mlops_provider.data.profiles import Tracked
-
-        if not data.startswith(_MAGIC):
-            raise DatasetError(
-                f"{where or 'data'} is not a partition profile (it does not start with {_MAGIC!r})"
-            )
-        head, _, body = data[len(_MAGIC) :].partition(b"\n")
-        try:
-            meta = json.loads(head)
-            view = DatasetProfileView.deserialize(body)
-        except Exception as err:
-            raise DatasetError(
-                f"{where or 'partition profile'} is damaged: {type(err).__name__}: {err}"
-            ) from None
-        tracked = Tracked(
-            view,
-            int(meta["rows"]),
-            list(meta["columns"]),
-            set(meta["timestamps"]),
-            [FileSchema.from_dict(s) for s in meta["schemas"]],
-        )
-        return cls(meta["plan_id"], Partition.from_dict(meta["partition"]), tracked, dict(meta["digests"]))
-
-
-def profile_partition(plan: PartitionPlan, key: str) -> PartitionProfile:
-    """Profile the partition ``key`` of ``plan`` and digest the files it is to digest."""
-    from airflow_mlops_provider.data.profiles import track
-
-    partition = plan.partition(key)
-    schemas: list[FileSchema] = []
-    tracked = track(
-        partition.files,
-        plan.file_format,
-        chunk_rows=plan.chunk_rows,
-        timestamp_columns=plan.timestamp_columns,
-        schemas=schemas,
-    )
-    by_name = {f.name: f.whole() for f in partition.files}
-    digests = {name: file_digest(by_name[name].open) for name in partition.digests}
-    return PartitionProfile(plan.plan_id, partition, tracked, digests)
-
-
-def _file_schemas(slices: Iterable[Iterable[FileSchema]]) -> list[FileSchema]:
-    """One schema per file from its slices' (in order): a column with text in any slice is text.
-
-    A single pass types a file by its first chunk; a slice's first chunk is only its own. Text
-    anywhere in the file wins, so the partitioned check is never laxer than the single pass.
-    """
-    files: dict[str, FileSchema] = {}
-    for schema in (s for group in slices for s in group):
-        seen = files.get(schema.name)
-        if seen is None:
-            files[schema.name] = schema
-            continue
-        kinds = dict(seen.kinds)
-        for column, (kind, example) in schema.kinds.items():
-            if column not in kinds or (kind == "text" and kinds[column][0] != "text"):
-                kinds[column] = (kind, example)
-        files[schema.name] = FileSchema(seen.uri, seen.name, seen.columns, kinds)
-    return list(files.values())
-
-
-def merge_partitions(plan: PartitionPlan, profiles: Mapping[str, PartitionProfile | None]) -> Profile:
-    """Merge one profile per partition of ``plan`` into the dataset's profile.
-
-    ``profiles`` maps each partition key to its profile (``None``, or no entry, for one that was not
-    found). Refuses, naming the partition, one that is missing, belongs to another plan or holds
-    other files; then checks every file's schema against the others, in dataset order, as
-    profiling the dataset in one pass does.
-    """
-    from airflow_mlops_provider.data.profiles import Tracked, summarize
-
-    extra = sorted(set(profiles) - set(plan.keys))
-    if extra:
-        raise DatasetError(
-            f"profiles {extra} are not partitions of plan {plan.plan_id}; its partitions are {plan.keys}"
-        )
-    ordered = []
-    for partition in plan.partitions:
-        found = profiles.get(partition.key)
-        if found is None:
-            raise DatasetError(
-                f"{partition.describe()} of plan {plan.plan_id} has no profile: its task has not succeeded; "
-                f"nothing was merged"
-            )
-        if found.plan_id != plan.plan_id or found.partition != partition:
-            raise DatasetError(
-                f"the profile stored for {partition.describe()} was made for {found.partition.describe()} "
-                f"of plan {found.plan_id}, not for plan {plan.plan_id}; nothing was merged"
-            )
-        ordered.append(found)
-    check_schemas(_file_schemas(p.tracked.schemas or () for p in ordered))
-    view = ordered[0].tracked.view
-    for p in ordered[1:]:
-        view = view.merge(p.tracked.view)
-    digests = {**plan.digests}
-    for p in ordered:
-        digests.update(p.digests)
-    missing = [name for _, name in plan.files if name not in digests]
-    if missing:
-        raise DatasetError(
-            f"no digest of file(s) {missing[:5]} in the partition profiles of plan {plan.plan_id}"
-        )
-    columns = next((p.tracked.columns for p in ordered if p.tracked.columns), [])
-    tracked = Tracked(
-        view,
-        sum(p.tracked.rows for p in ordered),
-        columns,
-        set().union(*(p.tracked.timestamps for p in ordered)),
-    )
-    return summarize(
-        tracked,
-        uri=plan.dataset_uri,
-        data_fingerprint=combine_digests((fp, digests[name]) for fp, name in plan.files),
-        files=len(plan.files),
-        timestamp_columns=plan.timestamp_columns,
-    )
