@@ -19,8 +19,8 @@ from airflow_mlops_provider.gates.metrics import (
     _known_metrics,
     _number,
     check_model_kind,
+    kind_mismatch,
     metric_spec,
-    metrics_for,
 )
 
 _THRESHOLD_TEXT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
@@ -571,11 +571,7 @@ class PromotionGates(YamlDeclared):
         for declared, metric in self._metric_gates():
             task = METRICS[metric].task
             if task != kind:
-                said = f" ({source})" if source else ""
-                raise GateConfigError(
-                    f"gate {declared!r} reads {metric!r}, a {task} metric, but the model is a {kind} "
-                    f"model{said}; {kind} metrics: {', '.join(metrics_for(kind))}"
-                )
+                raise kind_mismatch(f"gate {declared!r} reads {metric!r}, a {task} metric", kind, source)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PromotionGates:

@@ -63,6 +63,14 @@ def check_model_kind(kind: Any, where: str = "model_kind") -> ModelKind:
     return kind
 
 
+def kind_mismatch(reads: str, kind: str, source: str = "") -> GateConfigError:
+    """The error for a declaration whose metrics (``reads`` says which) do not suit a ``kind`` model."""
+    said = f" ({source})" if source else ""
+    return GateConfigError(
+        f"{reads}, but the model is a {kind} model{said}; {kind} metrics: {', '.join(metrics_for(kind))}"
+    )
+
+
 def metric_spec(name: str, where: str) -> MetricSpec:
     """Return the spec of metric ``name`` or raise naming ``where`` it was used and the known metrics."""
     try:

@@ -22,8 +22,8 @@ from airflow_mlops_provider.gates import (
     YamlDeclared,
     bound_result,
     check_model_kind,
+    kind_mismatch,
     metric_spec,
-    metrics_for,
 )
 from airflow_mlops_provider.gates.metrics import _number
 
@@ -92,11 +92,7 @@ class DecayPolicy(YamlDeclared):
         """Raise :class:`GateConfigError` unless the policy's metrics suit a model of ``kind``."""
         check_model_kind(kind)
         if self.kind != kind:
-            said = f" ({source})" if source else ""
-            raise GateConfigError(
-                f"decay policy reads {self.metrics}, {self.kind} metrics, but the model is a {kind} "
-                f"model{said}; {kind} metrics: {', '.join(metrics_for(kind))}"
-            )
+            raise kind_mismatch(f"decay policy reads {self.metrics}, {self.kind} metrics", kind, source)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecayPolicy:
