@@ -20,9 +20,10 @@ A gate is fixed before the result is seen. :class:`PromotionGates` holds every k
 Metrics are computed by :func:`compute_metrics`, the one function used for the candidate and the
 champion alike. Every check yields a :class:`GateResult` that names the gate, the observed value and
 the required one. Standard library at module level; numpy, pandas and scikit-learn are imported inside
-the functions that need them. One module per job: :mod:`.declarations` (the gates and
-:class:`PromotionGates`), :mod:`.filters` (the slice filter language), :mod:`.metrics` (metric specs
-and :func:`compute_metrics`), :mod:`.evaluation` (:func:`apply_gates` and its results).
+the functions that need them. One module per job: :mod:`.declarations` (each gate),
+:mod:`.promotion_gates` (:class:`PromotionGates`, read from YAML), :mod:`.filters` (the slice filter
+language), :mod:`.metrics` (metric specs and :func:`compute_metrics`), :mod:`.evaluation`
+(:func:`apply_gates` and its results).
 """
 
 from __future__ import annotations
@@ -33,12 +34,9 @@ from airflow_mlops_provider.gates.declarations import (
     FairnessGate,
     LatencyBudget,
     OnlineGate,
-    PromotionGates,
     RegressionGate,
     SliceGate,
     Threshold,
-    YamlDeclared,
-    yaml_mapping,
 )
 from airflow_mlops_provider.gates.evaluation import (
     GateResult,
@@ -65,6 +63,7 @@ from airflow_mlops_provider.gates.metrics import (
     metrics_for,
     scores_from_output,
 )
+from airflow_mlops_provider.gates.promotion_gates import PromotionGates, YamlDeclared, yaml_mapping
 
 __all__ = [
     "METRICS",

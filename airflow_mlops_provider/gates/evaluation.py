@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
-from airflow_mlops_provider.gates.declarations import FairnessGate, PromotionGates
+from airflow_mlops_provider.gates.declarations import FairnessGate
 from airflow_mlops_provider.gates.filters import filter_mask, parse_filter
 from airflow_mlops_provider.gates.metrics import GateStatus, Operator, _compare, compute_metrics
+from airflow_mlops_provider.gates.promotion_gates import PromotionGates
 
 
 @dataclass(frozen=True)
