@@ -133,6 +133,9 @@ class StackConfig:
                     {"conn_type": "mlflow", "host": "127.0.0.1", "port": self.mlflow_port, "schema": "http"}
                 ),
                 "BENTOML_HOME": str(self.home / "bentoml"),
+                # MLflow's server starts a job runner (seven huey consumers, about 580 MB) for GenAI
+                # jobs that nothing here submits; on a 2-core machine it only takes memory and time.
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
                 # whylogs and BentoML send usage statistics unless told not to.
                 "WHYLOGS_NO_ANALYTICS": "True",
                 "BENTOML_DO_NOT_TRACK": "True",

@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,18 @@ def test_airflow_lists_the_provider_and_mlflow_serves_its_ui(stack):
     assert "airflow-mlops-provider" in {p["package_name"] for p in providers}
     assert b"MLflow" in _get(stack.config.mlflow_url + "/")
     assert stack.status()
+
+
+def test_the_mlflow_server_runs_without_a_job_runner(stack):
+    # MLflow starts huey consumers for its GenAI jobs unless told not to; the stack submits none.
+    commands = []
+    for pid in marked_processes(stack.config.home):
+        try:
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    assert any("mlflow server" in c or "mlflow.server" in c or "uvicorn" in c for c in commands), commands
+    assert not [c for c in commands if "huey" in c]
 
 
 def test_a_task_reaches_mlflow_through_the_stack_connection(stack):
