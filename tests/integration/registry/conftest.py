@@ -203,20 +203,28 @@ class CuttableProxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.open: list[socket.socket] = []
+        # cut() and the accepting thread take turns: a connection is either refused or recorded
+        # (and so closed by cut), never accepted after cut has closed the recorded ones.
+        self.lock = threading.Lock()
         self.stopped = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        while not self.stopped.is_set():
+        while True:
             try:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            if self.stopped.is_set():
-                client.close()
-                return
-            upstream = socket.create_connection(self.target)
-            self.open += [client, upstream]
+            with self.lock:
+                if self.stopped.is_set():
+                    client.close()
+                    return
+                try:
+                    upstream = socket.create_connection(self.target)
+                except OSError:
+                    client.close()
+                    continue
+                self.open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -233,18 +241,19 @@ class CuttableProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        self.stopped.set()
-        # shutdown() wakes the thread blocked in accept(); close() alone would not, and the
-        # listening socket would take one more connection (kept alive for every later request).
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        for s in self.open:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
+        with self.lock:
+            self.stopped.set()
+            # shutdown() wakes the thread blocked in accept(); close() alone would not, and the
+            # listening socket would take one more connection (kept alive for every later request).
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
+            for s in self.open:
+                # A pump may have shut the socket down already (shutdown then fails): close it anyway,
+                # or it is left for the garbage collector, which warns.
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
                 s.close()
-            except OSError:
-                pass
 
     def conn_json(self) -> str:
         return json.dumps(
